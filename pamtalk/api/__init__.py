@@ -1,0 +1,1 @@
+"""The FastAPI front: farms, transactions, dashboard, auth."""

@@ -1,0 +1,65 @@
+"""The FastAPI application factory: settings in, a wired app out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import event
+
+from pamtalk import __version__
+from pamtalk.api import errors
+from pamtalk.api.cache import create_cache
+from pamtalk.api.db.session import create_engine, create_session_factory
+from pamtalk.api.metrics import DB_POOL
+from pamtalk.api.middleware import RequestMiddleware
+from pamtalk.api.routes import auth, dashboard, farms, health, transactions, users
+from pamtalk.api.state import AppState
+from pamtalk.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        _watch_pool(engine.sync_engine.pool)
+        app.state.pamtalk = AppState(
+            settings=settings,
+            engine=engine,
+            sessions=create_session_factory(engine),
+            cache=create_cache(settings.redis_url),
+        )
+        try:
+            yield
+        finally:
+            await app.state.pamtalk.cache.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="PAM-TALK serving",
+        version=__version__,
+        description="Farms, produce transactions, dashboard and model serving for PAM-TALK.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for module in (health, auth, users, farms, transactions, dashboard):
+        app.include_router(module.router)
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def _watch_pool(pool: Any) -> None:
+    """Keep ``database_connection_pool`` current as connections move in and out."""
+
+    def update(*_: object) -> None:
+        checked_out = pool.checkedout() if hasattr(pool, "checkedout") else 0
+        idle = pool.checkedin() if hasattr(pool, "checkedin") else 0
+        DB_POOL.labels("in_use").set(checked_out)
+        DB_POOL.labels("idle").set(idle)
+
+    for name in ("connect", "checkout", "checkin", "close"):
+        event.listen(pool, name, update)

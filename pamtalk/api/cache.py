@@ -1,0 +1,178 @@
+"""One cache interface, two stores: Redis when ``PAMTALK_REDIS_URL`` is set, an in-process TTL
+cache otherwise.
+
+A cache that is unreachable raises ``CacheUnavailable``. Read-through callers (``cached``)
+treat that as a miss and serve from the database; session lookups, which have no other
+source, turn it into a 503. A short circuit breaker keeps a dead Redis from adding a connect
+timeout to every request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+import orjson
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError
+
+from pamtalk.api.metrics import CACHE_REQUESTS
+from pamtalk.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class CacheUnavailable(ServiceUnavailable):
+    code = "cache_unavailable"
+
+
+class Cache(Protocol):
+    async def get(self, key: str) -> bytes | None: ...
+    async def set(self, key: str, value: bytes, ttl: int) -> None: ...
+    async def delete(self, key: str) -> None: ...
+    async def get_and_touch(self, key: str, ttl: int) -> bytes | None: ...
+    async def incr(self, key: str) -> int: ...
+    async def ping(self) -> bool: ...
+    async def close(self) -> None: ...
+
+
+class MemoryCache:
+    """Per-process TTL cache for the embedded single-box mode."""
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self._data: dict[str, tuple[float, bytes]] = {}
+        self._max_entries = max_entries
+
+    def _live(self, key: str) -> tuple[float, bytes] | None:
+        entry = self._data.get(key)
+        if entry is not None and entry[0] <= time.monotonic():
+            del self._data[key]
+            return None
+        return entry
+
+    async def get(self, key: str) -> bytes | None:
+        entry = self._live(key)
+        return entry[1] if entry else None
+
+    async def set(self, key: str, value: bytes, ttl: int) -> None:
+        if len(self._data) >= self._max_entries:
+            self._evict()
+        self._data[key] = (time.monotonic() + ttl, value)
+
+    async def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    async def get_and_touch(self, key: str, ttl: int) -> bytes | None:
+        entry = self._live(key)
+        if entry is None:
+            return None
+        self._data[key] = (time.monotonic() + ttl, entry[1])
+        return entry[1]
+
+    async def incr(self, key: str) -> int:
+        entry = self._live(key)
+        value = int(entry[1]) + 1 if entry else 1
+        self._data[key] = (float("inf"), str(value).encode())
+        return value
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        self._data.clear()
+
+    def _evict(self) -> None:
+        now = time.monotonic()
+        for key in [k for k, (expires, _) in self._data.items() if expires <= now]:
+            del self._data[key]
+        while len(self._data) >= self._max_entries:  # still full: drop the oldest inserted
+            del self._data[next(iter(self._data))]
+
+
+class RedisCache:
+    def __init__(self, url: str, *, timeout: float = 0.5, cooldown: float = 2.0) -> None:
+        self._redis = aioredis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        self._cooldown = cooldown
+        self._down_until = 0.0
+
+    async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
+        if time.monotonic() < self._down_until:
+            raise CacheUnavailable("cache is unavailable")
+        try:
+            return await op()
+        except (RedisError, OSError) as exc:
+            self._down_until = time.monotonic() + self._cooldown
+            log.warning("redis unavailable, bypassing for %.1fs: %s", self._cooldown, exc)
+            raise CacheUnavailable("cache is unavailable") from exc
+
+    async def get(self, key: str) -> bytes | None:
+        return await self._call(lambda: self._redis.get(key))  # type: ignore[arg-type,return-value]
+
+    async def set(self, key: str, value: bytes, ttl: int) -> None:
+        await self._call(lambda: self._redis.set(key, value, ex=ttl))
+
+    async def delete(self, key: str) -> None:
+        await self._call(lambda: self._redis.delete(key))
+
+    async def get_and_touch(self, key: str, ttl: int) -> bytes | None:
+        return await self._call(lambda: self._redis.getex(key, ex=ttl))  # type: ignore[arg-type,return-value]
+
+    async def incr(self, key: str) -> int:
+        return int(await self._call(lambda: self._redis.incr(key)))
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._call(lambda: self._redis.ping()))
+        except CacheUnavailable:
+            return False
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def create_cache(redis_url: str | None) -> Cache:
+    return RedisCache(redis_url) if redis_url else MemoryCache()
+
+
+async def cached(
+    cache: Cache, namespace: str, key: str, ttl: int, produce: Callable[[], Awaitable[object]]
+) -> bytes:
+    """Read-through JSON cache. Returns serialised JSON; on any cache failure, computes it."""
+    full_key = f"{namespace}:{key}"
+    try:
+        hit = await cache.get(full_key)
+    except CacheUnavailable:
+        CACHE_REQUESTS.labels(namespace, "error").inc()
+        return orjson.dumps(await produce())
+    if hit is not None:
+        CACHE_REQUESTS.labels(namespace, "hit").inc()
+        return hit
+    CACHE_REQUESTS.labels(namespace, "miss").inc()
+    body = orjson.dumps(await produce())
+    with contextlib.suppress(CacheUnavailable):
+        await cache.set(full_key, body, ttl)
+    return body
+
+
+async def generation(cache: Cache, namespace: str) -> str:
+    """The namespace's current generation; bumping it (``invalidate``) retires every key
+    built on the old one at once, without scanning Redis."""
+    try:
+        value = await cache.get(f"{namespace}:gen")
+    except CacheUnavailable:
+        return "down"
+    return value.decode() if value else "0"
+
+
+async def invalidate(cache: Cache, namespace: str) -> None:
+    try:
+        await cache.incr(f"{namespace}:gen")
+    except CacheUnavailable:
+        # The entries will expire on their TTL; log loudly since readers may see stale data.
+        log.error("could not invalidate cache namespace %s", namespace)

@@ -1,0 +1,254 @@
+"""The relational schema. Used unchanged on PostgreSQL (asyncpg) and SQLite (aiosqlite).
+
+Money is integer KRW; quantities are integer grams; timestamps are UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from pamtalk.api.db.types import BigId, UTCDateTime, utcnow
+
+# Deterministic constraint names, so migrations are reproducible on both databases.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[str]: JSON(),
+    }
+
+
+def _enum(cls: type[StrEnum]) -> SAEnum:
+    # Stored as plain strings with a CHECK-free column: adding a value needs no migration
+    # of a native enum type on PostgreSQL.
+    return SAEnum(
+        cls,
+        native_enum=False,
+        create_constraint=False,
+        length=16,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+class Role(StrEnum):
+    farmer = "farmer"
+    buyer = "buyer"
+    analyst = "analyst"
+    admin = "admin"
+
+
+class FarmStatus(StrEnum):
+    active = "active"
+    suspended = "suspended"
+    deleted = "deleted"
+
+
+class TransactionStatus(StrEnum):
+    completed = "completed"
+    cancelled = "cancelled"
+
+
+class JobStatus(StrEnum):
+    pending = "pending"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """An app's credential; only a SHA-256 of the secret is kept (it has 256 bits of entropy,
+    so a fast hash is enough; passwords get Argon2)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class Farm(Base):
+    __tablename__ = "farms"
+    __table_args__ = (
+        Index("ix_farms_location", "latitude", "longitude"),
+        Index("ix_farms_region_status", "region", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    region: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str | None] = mapped_column(String(200))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    area_m2: Mapped[int] = mapped_column(BigInteger)
+    organic: Mapped[bool] = mapped_column(Boolean, default=False)
+    certifications: Mapped[list[str]] = mapped_column(default=list)
+    # Farming practice data the ESG model reads (schema: pamtalk.api.schemas.farms.Practices).
+    practices: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[FarmStatus] = mapped_column(_enum(FarmStatus), default=FarmStatus.active)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    crop_rows: Mapped[list[FarmCrop]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="FarmCrop.crop"
+    )
+
+    @property
+    def crops(self) -> list[str]:
+        return [row.crop for row in self.crop_rows]
+
+
+class FarmCrop(Base):
+    """What a farm grows; a table rather than a JSON list so that 'farms growing X' is an
+    indexed lookup on both databases."""
+
+    __tablename__ = "farm_crops"
+
+    farm_id: Mapped[int] = mapped_column(
+        ForeignKey("farms.id", ondelete="CASCADE"), primary_key=True
+    )
+    crop: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+
+
+class Transaction(Base):
+    __tablename__ = "transactions"
+    __table_args__ = (
+        # One idempotency key per buyer; NULL keys never collide.
+        UniqueConstraint("buyer_id", "idempotency_key"),
+        Index("ix_transactions_created_at", "created_at"),
+        Index("ix_transactions_farm_created", "farm_id", "created_at"),
+        Index("ix_transactions_buyer_created", "buyer_id", "created_at"),
+        Index("ix_transactions_crop_created", "crop", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    farm_id: Mapped[int] = mapped_column(ForeignKey("farms.id"))
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    crop: Mapped[str] = mapped_column(String(32))
+    region: Mapped[str] = mapped_column(String(16))
+    quantity_g: Mapped[int] = mapped_column(BigInteger)
+    unit_price_krw: Mapped[int] = mapped_column(BigInteger)  # per kg
+    total_krw: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[TransactionStatus] = mapped_column(
+        _enum(TransactionStatus), default=TransactionStatus.completed
+    )
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DemandDaily(Base):
+    """Completed transactions summed per crop x region x day (Asia/Seoul calendar day),
+    kept current by every transaction write: the demand model's input."""
+
+    __tablename__ = "demand_daily"
+
+    crop: Mapped[str] = mapped_column(String(32), primary_key=True)
+    region: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True, index=True)
+    quantity_g: Mapped[int] = mapped_column(BigInteger, default=0)
+    value_krw: Mapped[int] = mapped_column(BigInteger, default=0)
+    transactions: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DemandForecast(Base):
+    __tablename__ = "demand_forecasts"
+    __table_args__ = (
+        UniqueConstraint("run_date", "crop", "region", "target_date", "model_version"),
+        Index("ix_demand_forecasts_crop", "crop", "region", "target_date"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_date: Mapped[date] = mapped_column(Date)
+    crop: Mapped[str] = mapped_column(String(32))
+    region: Mapped[str] = mapped_column(String(16))
+    target_date: Mapped[date] = mapped_column(Date)
+    p10_kg: Mapped[float] = mapped_column(Float)
+    p50_kg: Mapped[float] = mapped_column(Float)
+    p90_kg: Mapped[float] = mapped_column(Float)
+    model_name: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(32))
+    batch_job_id: Mapped[int | None] = mapped_column(ForeignKey("batch_jobs.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EsgAssessment(Base):
+    __tablename__ = "esg_assessments"
+    __table_args__ = (Index("ix_esg_assessments_farm", "farm_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    farm_id: Mapped[int | None] = mapped_column(ForeignKey("farms.id"))
+    run_date: Mapped[date | None] = mapped_column(Date)
+    overall: Mapped[float] = mapped_column(Float)
+    environmental: Mapped[float] = mapped_column(Float)
+    social: Mapped[float] = mapped_column(Float)
+    governance: Mapped[float] = mapped_column(Float)
+    grade: Mapped[str] = mapped_column(String(16))
+    breakdown: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    model_name: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(32))
+    batch_job_id: Mapped[int | None] = mapped_column(ForeignKey("batch_jobs.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BatchJob(Base):
+    __tablename__ = "batch_jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    run_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus), default=JobStatus.pending)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    chunks_total: Mapped[int] = mapped_column(Integer, default=0)
+    chunks_done: Mapped[int] = mapped_column(Integer, default=0)
+    rows_written: Mapped[int] = mapped_column(BigInteger, default=0)
+    error: Mapped[str | None] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]

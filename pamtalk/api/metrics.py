@@ -1,0 +1,70 @@
+"""Prometheus metrics with the seed's names (DESIGN.md).
+
+Under several uvicorn workers ``pamtalk serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` before the
+workers start, and ``/metrics`` merges every worker's samples.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+REQUEST_DURATION = Histogram(
+    "request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route", "status"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+)
+REQUEST_TOTAL = Counter("request_total", "HTTP requests", ["method", "route", "status"])
+ACTIVE_USERS = Gauge(
+    "active_users_gauge",
+    "Distinct users seen by this process in the last 5 minutes",
+    multiprocess_mode="livesum",
+)
+DB_POOL = Gauge(
+    "database_connection_pool",
+    "Database connections by state",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+CELERY_QUEUE_LENGTH = Gauge(
+    "celery_task_queue_length", "Tasks waiting per queue", ["queue"], multiprocess_mode="max"
+)
+CACHE_REQUESTS = Counter(
+    "cache_requests",
+    "Cache lookups by namespace and result (hit, miss, error)",
+    ["namespace", "result"],
+)
+ERRORS_TOTAL = Counter("errors", "Error responses by code", ["code"])
+
+
+def render() -> tuple[bytes, str]:
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+class ActiveUsers:
+    """Feeds ``active_users_gauge``: distinct users seen within a sliding window."""
+
+    def __init__(self, window: float = 300.0) -> None:
+        self._window = window
+        self._last_seen: dict[int, float] = {}
+
+    def seen(self, user_id: int, now: float) -> None:
+        self._last_seen[user_id] = now
+        cutoff = now - self._window
+        if len(self._last_seen) > 1 and next(iter(self._last_seen.values())) < cutoff:
+            self._last_seen = {u: t for u, t in self._last_seen.items() if t >= cutoff}
+        ACTIVE_USERS.set(len(self._last_seen))

@@ -1,0 +1,81 @@
+"""Login sessions and API keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+from sqlalchemy import select
+
+from pamtalk.api import auth
+from pamtalk.api.db.models import ApiKey, Role, User
+from pamtalk.api.db.types import utcnow
+from pamtalk.api.deps import CacheDep, CredentialDep, CurrentUser, DbDep, PathId, SettingsDep
+from pamtalk.api.schemas.auth import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    LoginRequest,
+    SessionPublic,
+    UserPublic,
+)
+from pamtalk.api.security import (
+    API_KEY_PREFIX,
+    digest,
+    new_api_key,
+    new_session_token,
+    verify_password,
+)
+from pamtalk.errors import NotFound, Unauthorized
+
+router = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+
+@router.post("/login", response_model=SessionPublic)
+async def login(
+    body: LoginRequest, db: DbDep, cache: CacheDep, settings: SettingsDep
+) -> SessionPublic:
+    user = await db.scalar(select(User).where(User.email == body.email))
+    valid = await verify_password(user.password_hash if user else None, body.password)
+    if user is None or not valid or not user.is_active:
+        raise Unauthorized("email or password is wrong")
+    token = new_session_token()
+    await auth.start_session(cache, settings, user, token)
+    return SessionPublic(
+        token=token, expires_in=settings.session_ttl, user=UserPublic.model_validate(user)
+    )
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(user: CurrentUser, credential: CredentialDep, cache: CacheDep) -> Response:
+    if not credential.startswith(API_KEY_PREFIX):
+        await auth.end_session(cache, credential)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/api-keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+async def create_api_key(body: ApiKeyCreate, user: CurrentUser, db: DbDep) -> ApiKeyCreated:
+    """The key is shown once, in this response; only its hash is stored."""
+    key = new_api_key()
+    row = ApiKey(user_id=user.id, name=body.name, prefix=key[:10], key_hash=digest(key))
+    db.add(row)
+    await db.commit()
+    return ApiKeyCreated.model_validate(
+        {**ApiKeyPublic.model_validate(row).model_dump(), "key": key}
+    )
+
+
+@router.get("/api-keys", response_model=list[ApiKeyPublic])
+async def list_api_keys(user: CurrentUser, db: DbDep) -> list[ApiKey]:
+    rows = await db.scalars(select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.id))
+    return list(rows)
+
+
+@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_api_key(key_id: PathId, user: CurrentUser, db: DbDep, cache: CacheDep) -> Response:
+    row = await db.get(ApiKey, key_id)
+    if row is None or (row.user_id != user.id and user.role != Role.admin):
+        raise NotFound(f"API key {key_id} not found")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        await db.commit()
+    await auth.forget_api_key(cache, row.key_hash)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,222 @@
+"""Produce transactions: idempotent creation, and listing by farm, buyer, crop and time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Header, Query, Response, status
+from sqlalchemy import select, tuple_
+
+from pamtalk.api import pagination
+from pamtalk.api.db.models import Farm, FarmStatus, Role, Transaction, User
+from pamtalk.api.db.types import utcnow
+from pamtalk.api.db.upsert import add_to_demand, insert_for
+from pamtalk.api.deps import CurrentUser, DbDep, PathId, TransactionWriter
+from pamtalk.api.responses import JSONResponse
+from pamtalk.api.schemas.common import CropSlug, Id
+from pamtalk.api.schemas.transactions import TransactionCreate, TransactionPage, TransactionPublic
+from pamtalk.api.security import digest
+from pamtalk.domain import KST
+from pamtalk.errors import Conflict, Forbidden, InvalidInput, NotFound
+
+router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[\x21-\x7e]+$",
+        description="retries with the same key return the original response",
+    ),
+]
+
+
+def public(tx: Transaction) -> dict[str, object]:
+    return TransactionPublic.model_validate(tx).model_dump(mode="json")
+
+
+def total_krw(quantity_g: int, unit_price_krw: int) -> int:
+    """Price is per kg; round half up to whole won."""
+    return (quantity_g * unit_price_krw + 500) // 1000
+
+
+async def _existing(db: DbDep, buyer_id: int, key: str) -> Transaction | None:
+    return await db.scalar(
+        select(Transaction).where(
+            Transaction.buyer_id == buyer_id, Transaction.idempotency_key == key
+        )
+    )
+
+
+def _replay(tx: Transaction, request_hash: str) -> Response:
+    if tx.request_hash != request_hash:
+        raise Conflict("Idempotency-Key was already used with a different request body")
+    return JSONResponse(
+        public(tx), status_code=status.HTTP_201_CREATED, headers={"Idempotent-Replayed": "true"}
+    )
+
+
+async def _buyer_for(body: TransactionCreate, user: TransactionWriter, db: DbDep) -> int:
+    if body.buyer_id is None or body.buyer_id == user.id:
+        if user.role != Role.buyer:
+            raise InvalidInput("buyer_id is required when an admin records a transaction")
+        return user.id
+    if user.role != Role.admin:
+        raise Forbidden("only an admin can record a transaction for another buyer")
+    buyer = await db.get(User, body.buyer_id)
+    if buyer is None or buyer.role != Role.buyer:
+        raise InvalidInput(f"buyer_id {body.buyer_id} is not a buyer")
+    return buyer.id
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TransactionPublic,
+    responses={409: {"description": "Idempotency-Key reused with another body"}},
+)
+async def create_transaction(
+    body: TransactionCreate,
+    user: TransactionWriter,
+    db: DbDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Record a purchase. The server computes the total and adds it to the daily demand
+    aggregate in the same database transaction."""
+    buyer_id = await _buyer_for(body, user, db)
+    request_hash = digest(
+        orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode()
+    )
+    if idempotency_key and (earlier := await _existing(db, buyer_id, idempotency_key)):
+        return _replay(earlier, request_hash)
+
+    farm = await db.get(Farm, body.farm_id)
+    if farm is None or farm.status == FarmStatus.deleted:
+        raise NotFound(f"farm {body.farm_id} not found")
+    if farm.status != FarmStatus.active:
+        raise InvalidInput(f"farm {farm.id} is {farm.status} and cannot sell")
+    if body.crop not in farm.crops:
+        raise InvalidInput(
+            f"farm {farm.id} does not grow {body.crop}; it grows: {', '.join(farm.crops)}"
+        )
+
+    quantity_g = int(body.quantity_kg * 1000)
+    total = total_krw(quantity_g, body.unit_price_krw)
+    now = utcnow()
+    insert = insert_for(db, Transaction).values(
+        farm_id=farm.id,
+        buyer_id=buyer_id,
+        crop=body.crop,
+        region=farm.region,
+        quantity_g=quantity_g,
+        unit_price_krw=body.unit_price_krw,
+        total_krw=total,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        created_at=now,
+    )
+    if idempotency_key:
+        # A concurrent request with the same key may commit first: then this inserts nothing.
+        insert = insert.on_conflict_do_nothing(index_elements=["buyer_id", "idempotency_key"])
+    tx = (await db.scalars(insert.returning(Transaction))).one_or_none()
+    if tx is None:
+        await db.rollback()
+        winner = await _existing(db, buyer_id, idempotency_key or "")
+        if winner is None:  # cannot happen: the conflict proves the row exists
+            raise Conflict("concurrent request with this Idempotency-Key; retry")
+        return _replay(winner, request_hash)
+    await db.execute(
+        add_to_demand(
+            db,
+            [
+                {
+                    "crop": body.crop,
+                    "region": farm.region,
+                    "day": now.astimezone(KST).date(),
+                    "quantity_g": quantity_g,
+                    "value_krw": total,
+                    "transactions": 1,
+                }
+            ],
+        )
+    )
+    await db.commit()
+    return JSONResponse(public(tx), status_code=status.HTTP_201_CREATED)
+
+
+@router.get("", response_model=TransactionPage)
+async def list_transactions(
+    user: CurrentUser,
+    db: DbDep,
+    farm_id: Annotated[Id | None, Query()] = None,
+    buyer_id: Annotated[Id | None, Query()] = None,
+    crop: Annotated[CropSlug | None, Query()] = None,
+    since: Annotated[datetime | None, Query(description="inclusive; naive means UTC")] = None,
+    until: Annotated[datetime | None, Query(description="exclusive; naive means UTC")] = None,
+    limit: pagination.Limit = 50,
+    cursor: pagination.Cursor = None,
+) -> Response:
+    """Newest first. Buyers see their purchases, farmers the sales of their farms, analysts
+    and admins everything."""
+    query = select(Transaction)
+    if user.role == Role.buyer:
+        if buyer_id not in (None, user.id):
+            raise Forbidden("buyers can list only their own transactions")
+        query = query.where(Transaction.buyer_id == user.id)
+    elif user.role == Role.farmer:
+        query = query.where(
+            Transaction.farm_id.in_(select(Farm.id).where(Farm.owner_id == user.id))
+        )
+    if farm_id is not None:
+        query = query.where(Transaction.farm_id == farm_id)
+    if buyer_id is not None:
+        query = query.where(Transaction.buyer_id == buyer_id)
+    if crop is not None:
+        query = query.where(Transaction.crop == crop)
+    since, until = (_utc(t) for t in (since, until))
+    if since and until and since >= until:
+        raise InvalidInput("since must be before until")
+    if since:
+        query = query.where(Transaction.created_at >= since)
+    if until:
+        query = query.where(Transaction.created_at < until)
+    if cursor:
+        at, last_id = pagination.decode(cursor, (datetime.fromisoformat, int))
+        query = query.where(tuple_(Transaction.created_at, Transaction.id) < tuple_(at, last_id))
+    query = query.order_by(Transaction.created_at.desc(), Transaction.id.desc()).limit(limit + 1)
+    rows = list(await db.scalars(query))
+    last = rows[limit - 1] if len(rows) > limit else None
+    return JSONResponse(
+        {
+            "items": [public(tx) for tx in rows[:limit]],
+            "next_cursor": pagination.encode(last.created_at.isoformat(), last.id)
+            if last
+            else None,
+        }
+    )
+
+
+@router.get("/{transaction_id}", response_model=TransactionPublic)
+async def get_transaction(transaction_id: PathId, user: CurrentUser, db: DbDep) -> Response:
+    tx = await db.get(Transaction, transaction_id)
+    visible = tx is not None and (
+        user.role in (Role.analyst, Role.admin)
+        or tx.buyer_id == user.id
+        or (
+            user.role == Role.farmer
+            and await db.scalar(select(Farm.owner_id).where(Farm.id == tx.farm_id)) == user.id
+        )
+    )
+    if tx is None or not visible:
+        raise NotFound(f"transaction {transaction_id} not found")
+    return JSONResponse(public(tx))
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

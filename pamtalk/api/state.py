@@ -1,0 +1,21 @@
+"""What the app holds for its lifetime, built once from Settings in the app factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pamtalk.api.cache import Cache
+from pamtalk.api.db.session import SessionFactory
+from pamtalk.api.metrics import ActiveUsers
+from pamtalk.settings import Settings
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: SessionFactory
+    cache: Cache
+    active_users: ActiveUsers = field(default_factory=ActiveUsers)
