@@ -100,11 +100,18 @@ class RedisCache:
         )
         self._cooldown = cooldown
         self._down_until = 0.0
+        # Counter bumps (invalidations) that failed during an outage, replayed on recovery so
+        # that entries written before the outage do not outlive it.
+        self._missed_incr: set[str] = set()
 
     async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
         if time.monotonic() < self._down_until:
             raise CacheUnavailable("cache is unavailable")
         try:
+            while self._missed_incr:
+                key = next(iter(self._missed_incr))
+                await self._redis.incr(key)
+                self._missed_incr.discard(key)
             return await op()
         except (RedisError, OSError) as exc:
             self._down_until = time.monotonic() + self._cooldown
@@ -124,7 +131,11 @@ class RedisCache:
         return await self._call(lambda: self._redis.getex(key, ex=ttl))  # type: ignore[arg-type,return-value]
 
     async def incr(self, key: str) -> int:
-        return int(await self._call(lambda: self._redis.incr(key)))
+        try:
+            return int(await self._call(lambda: self._redis.incr(key)))
+        except CacheUnavailable:
+            self._missed_incr.add(key)
+            raise
 
     async def ping(self) -> bool:
         try:

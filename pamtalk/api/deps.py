@@ -6,7 +6,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Path, Request
+from fastapi import Depends, Path, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pamtalk.api import auth, context
@@ -44,23 +45,26 @@ CacheDep = Annotated[Cache, Depends(get_cache)]
 DbDep = Annotated[AsyncSession, Depends(get_db)]
 
 
-def credential_from(authorization: str | None, api_key: str | None) -> str | None:
+# Declared as security schemes, so OpenAPI (and /docs' Authorize button) knows both.
+_bearer = HTTPBearer(
+    auto_error=False, description="session token from /v1/auth/login, or an API key"
+)
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key for apps")
+
+
+async def get_optional_credential(
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> str | None:
     if api_key:
-        return api_key.strip()
-    if authorization:
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-        raise Unauthorized("Authorization header must be 'Bearer <token>'")
-    return None
+        return api_key.strip()[:512]
+    return bearer.credentials.strip()[:512] if bearer else None
 
 
 async def get_credential(
-    authorization: Annotated[str | None, Header(max_length=512)] = None,
-    x_api_key: Annotated[str | None, Header(max_length=512)] = None,
+    credential: Annotated[str | None, Depends(get_optional_credential)],
 ) -> str:
-    credential = credential_from(authorization, x_api_key)
-    if credential is None:
+    if not credential:
         raise Unauthorized(
             "authentication required: send 'Authorization: Bearer <session token>' "
             "or 'X-API-Key: <key>'",

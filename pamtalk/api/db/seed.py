@@ -141,8 +141,10 @@ async def seed(
     created = utcnow() - timedelta(days=size.days + 30)
     for user in users:
         user.update(password_hash=password_hash, is_active=True, created_at=created)
+    existing = set(await session.scalars(select(User.email)))  # e.g. the bootstrap admin
+    users = [user for user in users if user["email"] not in existing]
     await session.execute(insert(User), users)
-    ids = dict((await session.execute(select(User.email, User.id))).tuples().all())
+    ids = {email: id_ for email, id_ in await session.execute(select(User.email, User.id))}
     buyer_ids = [ids[f"buyer{i}@pamtalk.local"] for i in range(1, size.buyers + 1)]
 
     regions = list(REGION_PROFILES)

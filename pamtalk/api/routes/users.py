@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, status
+from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from pamtalk.api import auth
 from pamtalk.api.db.models import Role, User
-from pamtalk.api.deps import CurrentUser, DbDep, StateDep, credential_from
+from pamtalk.api.deps import CurrentUser, DbDep, StateDep, get_optional_credential
 from pamtalk.api.schemas.auth import UserCreate, UserPublic
 from pamtalk.api.security import hash_password
 from pamtalk.errors import Conflict, Forbidden
@@ -23,10 +23,8 @@ SELF_SERVICE_ROLES = {Role.farmer, Role.buyer}
 async def optional_principal(
     state: StateDep,
     db: DbDep,
-    authorization: Annotated[str | None, Header(max_length=512)] = None,
-    x_api_key: Annotated[str | None, Header(max_length=512)] = None,
+    credential: Annotated[str | None, Depends(get_optional_credential)],
 ) -> auth.Principal | None:
-    credential = credential_from(authorization, x_api_key)
     if credential is None:
         return None
     return await auth.resolve(credential, cache=state.cache, db=db, settings=state.settings)

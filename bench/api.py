@@ -1,0 +1,467 @@
+"""API throughput benchmark: cached farm listing and idempotent transaction writes.
+
+What it measures
+    Against a real deployment shape (PostgreSQL + Redis, ``pamtalk serve --workers 2``):
+
+    * ``GET /v1/farms?limit=20`` and ``GET /v1/farms?region=<r>&limit=20``: the list is
+      served from the Redis read-through cache after the first request (the warm-up).
+    * ``POST /v1/transactions``: every request carries a unique ``Idempotency-Key`` and a
+      valid body (a seeded farm, one of its crops, a decimal ``quantity_kg`` and an integer
+      ``unit_price_krw``); each one inserts a transaction and upserts the daily demand row.
+
+    For each scenario: requests completed in the measuring window, errors (any status other
+    than the expected one, or a transport error), throughput in req/s and latency p50/p95/p99.
+
+How the load is generated
+    Closed loop: ``--concurrency`` asyncio workers share one ``httpx.AsyncClient`` whose pool
+    holds as many connections; each worker sends its next request as soon as the previous
+    one is answered. Each scenario runs ``--warmup`` seconds unmeasured, then ``--duration``
+    seconds measured; latency is timed with ``time.perf_counter`` around each request. The
+    client runs on the same machine as the server, database and cache, and competes with
+    them for CPU: the numbers are a lower bound for the server alone.
+
+How to run
+    Needs PostgreSQL on 127.0.0.1:5432 (user ``postgres``, trust auth) and Redis on
+    127.0.0.1:6379. From the repository root::
+
+        .venv/bin/python bench/api.py [--duration 20] [--warmup 2] [--concurrency 32]
+                                      [--workers 2] [--region gyeongbuk]
+
+    It drops and recreates the database ``pamtalk_bench`` (``--db-name``), flushes Redis
+    db 14 (``--redis-url``), runs ``pamtalk init`` (migrate, seed demo data, register a
+    random admin key), starts ``pamtalk serve`` on a free port, waits for ``/readyz``, runs
+    the scenarios, then always stops the server and drops the database. It prints a
+    Markdown table and writes it as JSON to ``bench/results/api.json``; the server's log
+    goes to ``bench/results/api-server.log``. Takes about (warmup + duration) x 3 plus
+    ~20 s of setup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import itertools
+import json
+import math
+import os
+import platform
+import random
+import secrets
+import signal
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from redis import asyncio as aioredis
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+BUYER_EMAIL = "buyer1@pamtalk.local"
+DEMO_PASSWORD = "pamtalk-demo"
+READY_TIMEOUT_S = 60.0
+
+Send = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    send: Send
+    expected_status: int
+
+
+@dataclass
+class Samples:
+    """What the workers of one scenario observed; only the window's latencies are kept."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    ok_total: int = 0  # successes including warm-up and stragglers, for the sanity check
+
+
+@dataclass(frozen=True)
+class Result:
+    scenario: str
+    requests: int
+    errors: int
+    req_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    error_kinds: dict[str, int]
+
+
+# --- setup and teardown -------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=20.0, help="measured s per scenario")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured s per scenario")
+    parser.add_argument("--concurrency", type=int, default=32, help="closed-loop workers")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--region", default="gyeongbuk", help="region filter for the GET")
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--db-name", default="pamtalk_bench")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--output", type=Path, default=RESULTS / "api.json")
+    parser.add_argument("--seed", type=int, default=1, help="random seed for request bodies")
+    return parser.parse_args(argv)
+
+
+async def recreate_database(pg_url: str, name: str, *, create: bool = True) -> None:
+    conn = await asyncpg.connect(f"{pg_url}/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if create:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def flush_redis(url: str) -> None:
+    client = aioredis.Redis.from_url(url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def random_key(length: int = 40) -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def server_env(args: argparse.Namespace, admin_key: str, metrics_dir: str) -> dict[str, str]:
+    pg_host = args.pg_url.removeprefix("postgresql://")
+    return {
+        **os.environ,
+        "PAMTALK_ENV": "dev",
+        "PAMTALK_DATABASE_URL": f"postgresql+asyncpg://{pg_host}/{args.db_name}",
+        "PAMTALK_REDIS_URL": args.redis_url,
+        "PAMTALK_ADMIN_API_KEY": admin_key,
+        "PAMTALK_LOG_LEVEL": "WARNING",
+        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+    }
+
+
+def pamtalk_command() -> str:
+    return str(Path(sys.executable).with_name("pamtalk"))
+
+
+def run_init(env: dict[str, str]) -> None:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [pamtalk_command(), "init"], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"pamtalk init failed:\n{done.stdout}\n{done.stderr}")
+    print(f"pamtalk init: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def server(env: dict[str, str], port: int, workers: int, log: Path) -> Iterator[str]:
+    """Runs ``pamtalk serve`` in its own process group; stops the whole group on exit."""
+    command = [pamtalk_command(), "serve", "--workers", str(workers), "--port", str(port)]
+    with log.open("w") as log_file:
+        proc = subprocess.Popen(
+            command,
+            env=env,
+            cwd=ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop_process_group(proc)
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], grace: float = 15.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+async def wait_ready(base_url: str) -> None:
+    """Polls ``/readyz`` until it answers 200; gives up after READY_TIMEOUT_S."""
+    async with (
+        asyncio.timeout(READY_TIMEOUT_S),
+        httpx.AsyncClient(base_url=base_url, timeout=2.0) as client,
+    ):
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+
+
+# --- fixtures through the API ---------------------------------------------------------------
+
+
+async def buyer_api_key(client: httpx.AsyncClient) -> str:
+    login = await client.post(
+        "/v1/auth/login", json={"email": BUYER_EMAIL, "password": DEMO_PASSWORD}
+    )
+    login.raise_for_status()
+    token = login.json()["token"]
+    created = await client.post(
+        "/v1/auth/api-keys", json={"name": "bench"}, headers={"Authorization": f"Bearer {token}"}
+    )
+    created.raise_for_status()
+    key: str = created.json()["key"]
+    return key
+
+
+async def farm_offers(client: httpx.AsyncClient, api_key: str) -> list[tuple[int, str]]:
+    """(farm id, crop) for every crop of the first 200 active farms."""
+    page = await client.get("/v1/farms", params={"limit": 200}, headers={"X-API-Key": api_key})
+    page.raise_for_status()
+    return [(farm["id"], crop) for farm in page.json()["items"] for crop in farm["crops"]]
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+
+def list_farms(api_key: str, params: dict[str, str | int]) -> Send:
+    headers = {"X-API-Key": api_key}
+
+    def send(client: httpx.AsyncClient) -> Awaitable[httpx.Response]:
+        return client.get("/v1/farms", params=params, headers=headers)
+
+    return send
+
+
+def create_transactions(api_key: str, offers: list[tuple[int, str]], seed: int) -> Send:
+    rng = random.Random(seed)
+    run_id = secrets.token_hex(4)
+    counter = itertools.count()
+
+    def send(client: httpx.AsyncClient) -> Awaitable[httpx.Response]:
+        farm_id, crop = rng.choice(offers)
+        body = {
+            "farm_id": farm_id,
+            "crop": crop,
+            "quantity_kg": f"{rng.uniform(1, 500):.1f}",
+            "unit_price_krw": rng.randint(500, 15_000),
+        }
+        headers = {"X-API-Key": api_key, "Idempotency-Key": f"bench-{run_id}-{next(counter)}"}
+        return client.post("/v1/transactions", json=body, headers=headers)
+
+    return send
+
+
+def scenarios(args: argparse.Namespace, key: str, offers: list[tuple[int, str]]) -> list[Scenario]:
+    return [
+        Scenario("GET /v1/farms?limit=20 (cached)", list_farms(key, {"limit": 20}), 200),
+        Scenario(
+            f"GET /v1/farms?region={args.region}&limit=20 (cached)",
+            list_farms(key, {"region": args.region, "limit": 20}),
+            200,
+        ),
+        Scenario("POST /v1/transactions", create_transactions(key, offers, args.seed), 201),
+    ]
+
+
+# --- load generator -------------------------------------------------------------------------
+
+
+async def worker(
+    client: httpx.AsyncClient, scenario: Scenario, window: tuple[float, float], samples: Samples
+) -> None:
+    """Sends requests back to back until the window closes; records those ending inside it."""
+    start_at, end_at = window
+    while time.perf_counter() < end_at:
+        began = time.perf_counter()
+        error: str | None = None
+        try:
+            response = await scenario.send(client)
+            if response.status_code != scenario.expected_status:
+                error = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            error = type(exc).__name__
+        ended = time.perf_counter()
+        samples.ok_total += error is None
+        if start_at <= ended <= end_at:
+            if error is None:
+                samples.latencies.append(ended - began)
+            else:
+                samples.errors[error] += 1
+
+
+async def run_scenario(
+    base_url: str, scenario: Scenario, concurrency: int, warmup: float, duration: float
+) -> tuple[Result, Samples]:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0) as client:
+        samples = Samples()
+        start_at = time.perf_counter() + warmup
+        window = (start_at, start_at + duration)
+        await asyncio.gather(
+            *(worker(client, scenario, window, samples) for _ in range(concurrency))
+        )
+    return summarize(scenario.name, samples, duration), samples
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not ordered:
+        return float("nan")
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summarize(name: str, samples: Samples, duration: float) -> Result:
+    ordered = sorted(samples.latencies)
+    errors = sum(samples.errors.values())
+    return Result(
+        scenario=name,
+        requests=len(ordered) + errors,
+        errors=errors,
+        req_per_s=round((len(ordered) + errors) / duration, 1),
+        p50_ms=round(percentile(ordered, 50) * 1000, 2),
+        p95_ms=round(percentile(ordered, 95) * 1000, 2),
+        p99_ms=round(percentile(ordered, 99) * 1000, 2),
+        error_kinds=dict(samples.errors),
+    )
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def markdown_table(results: list[Result]) -> str:
+    lines = [
+        "| scenario | requests | errors | req/s | p50 ms | p95 ms | p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| `{r.scenario}` | {r.requests} | {r.errors} | {r.req_per_s:.1f} "
+        f"| {r.p50_ms:.2f} | {r.p95_ms:.2f} | {r.p99_ms:.2f} |"
+        for r in results
+    ]
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "note": "load generator shares the machine with the server, PostgreSQL and Redis",
+    }
+
+
+def write_json(
+    path: Path, args: argparse.Namespace, results: list[Result], notes: list[str]
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "benchmark": "api",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join([".venv/bin/python", "bench/api.py", *sys.argv[1:]]),
+        "machine": machine(),
+        "config": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "concurrency": args.concurrency,
+            "uvicorn_workers": args.workers,
+            "database": "postgresql",
+            "cache": "redis",
+        },
+        "results": [asdict(r) for r in results],
+        "table_markdown": markdown_table(results),
+        "notes": notes,
+    }
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+
+
+async def count_bench_transactions(pg_url: str, name: str) -> int:
+    conn = await asyncpg.connect(f"{pg_url}/{name}")
+    try:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM transactions WHERE idempotency_key LIKE 'bench-%'"
+        )
+        return count
+    finally:
+        await conn.close()
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+async def measure(args: argparse.Namespace, base_url: str) -> tuple[list[Result], list[str]]:
+    await wait_ready(base_url)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as client:
+        key = await buyer_api_key(client)
+        offers = await farm_offers(client, key)
+    results, notes = [], []
+    for scenario in scenarios(args, key, offers):
+        print(f"running {scenario.name} ...", file=sys.stderr)
+        result, samples = await run_scenario(
+            base_url, scenario, args.concurrency, args.warmup, args.duration
+        )
+        results.append(result)
+        if scenario.expected_status == 201:
+            stored = await count_bench_transactions(args.pg_url, args.db_name)
+            notes.append(f"transactions: {samples.ok_total} answered 201, {stored} rows stored")
+    return results, notes
+
+
+async def prepare(args: argparse.Namespace) -> None:
+    await recreate_database(args.pg_url, args.db_name)
+    await flush_redis(args.redis_url)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    admin_key = random_key()
+    asyncio.run(prepare(args))
+    try:
+        with tempfile.TemporaryDirectory(prefix="pamtalk-bench-metrics-") as metrics_dir:
+            env = server_env(args, admin_key, metrics_dir)
+            run_init(env)
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            log = RESULTS / "api-server.log"
+            with server(env, free_port(), args.workers, log) as base_url:
+                results, notes = asyncio.run(measure(args, base_url))
+    finally:
+        asyncio.run(recreate_database(args.pg_url, args.db_name, create=False))
+    notes.append(
+        f"client and server share {os.cpu_count()} CPUs; "
+        f"{args.concurrency} closed-loop connections, {args.workers} uvicorn workers"
+    )
+    write_json(args.output, args, results, notes)
+    print(markdown_table(results))
+    for note in notes:
+        print(f"\n- {note}", end="")
+    print(f"\n\nwritten: {args.output}")
+    return 1 if any(r.errors for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

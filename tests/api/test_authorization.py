@@ -1,0 +1,128 @@
+"""The authorization matrix: every write route x every role, and no credentials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from pamtalk.api.db.models import Role
+from tests.conftest import Actor, ActorFactory, create_farm, farm_body
+
+ANON = "anonymous"
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+# (method, path template) -> expected status for each caller. "owner" is the farmer who owns
+# the farm being written; "farmer" is another farmer.
+MATRIX: dict[tuple[str, str], dict[str, int]] = {
+    ("POST", "/v1/farms"): {
+        ANON: 401,
+        "owner": 201,
+        "farmer": 201,
+        "buyer": 403,
+        "analyst": 403,
+        "admin": 201,
+    },
+    ("PATCH", "/v1/farms/{farm_id}"): {
+        ANON: 401,
+        "owner": 200,
+        "farmer": 403,
+        "buyer": 403,
+        "analyst": 403,
+        "admin": 200,
+    },
+    ("DELETE", "/v1/farms/{farm_id}"): {
+        ANON: 401,
+        "owner": 204,
+        "farmer": 403,
+        "buyer": 403,
+        "analyst": 403,
+        "admin": 204,
+    },
+    ("POST", "/v1/transactions"): {
+        ANON: 401,
+        "owner": 403,
+        "farmer": 403,
+        "buyer": 201,
+        "analyst": 403,
+        "admin": 201,
+    },
+    ("POST", "/v1/users"):  # creating an analyst account
+    {ANON: 403, "owner": 403, "farmer": 403, "buyer": 403, "analyst": 403, "admin": 201},
+    ("POST", "/v1/auth/api-keys"): {
+        ANON: 401,
+        "owner": 201,
+        "farmer": 201,
+        "buyer": 201,
+        "analyst": 201,
+        "admin": 201,
+    },
+    ("DELETE", "/v1/auth/api-keys/{key_id}"):  # the owner's key
+    {ANON: 401, "owner": 204, "farmer": 404, "buyer": 404, "analyst": 404, "admin": 204},
+    ("POST", "/v1/auth/logout"): {
+        ANON: 401,
+        "owner": 204,
+        "farmer": 204,
+        "buyer": 204,
+        "analyst": 204,
+        "admin": 204,
+    },
+    ("POST", "/v1/auth/login"):  # wrong password for everyone; no credentials needed
+    {ANON: 401, "owner": 401, "farmer": 401, "buyer": 401, "analyst": 401, "admin": 401},
+}
+CALLERS = [ANON, "owner", "farmer", "buyer", "analyst", "admin"]
+
+
+def test_matrix_covers_every_write_route(app: FastAPI) -> None:
+    routes = {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+        if method.upper() in WRITE_METHODS
+    }
+    assert routes == set(MATRIX)
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("route", list(MATRIX), ids=lambda r: f"{r[0]} {r[1]}")
+async def test_write_route_by_role(
+    client: httpx.AsyncClient, new_actor: ActorFactory, route: tuple[str, str], caller: str
+) -> None:
+    owner = await new_actor(Role.farmer)
+    farm = await create_farm(client, owner)
+    owner_key = (
+        await client.post("/v1/auth/api-keys", json={"name": "k"}, headers=owner.headers)
+    ).json()
+    headers: dict[str, str] = {}
+    if caller != ANON:
+        actor: Actor = owner if caller == "owner" else await new_actor(Role(caller))
+        headers = actor.headers
+
+    method, template = route
+    path = template.format(farm_id=farm["id"], key_id=owner_key["id"])
+    bodies: dict[tuple[str, str], Any] = {
+        ("POST", "/v1/farms"): farm_body(),
+        ("PATCH", "/v1/farms/{farm_id}"): {"name": "renamed"},
+        ("POST", "/v1/transactions"): {
+            "farm_id": farm["id"],
+            "crop": "tangerine",
+            "quantity_kg": 5,
+            "unit_price_krw": 1000,
+            **({"buyer_id": (await new_actor(Role.buyer)).id} if caller == "admin" else {}),
+        },
+        ("POST", "/v1/users"): {
+            "email": f"new-analyst-{caller}@example.kr",
+            "name": "분석",
+            "password": "long enough pw",
+            "role": "analyst",
+        },
+        ("POST", "/v1/auth/api-keys"): {"name": "app"},
+        ("POST", "/v1/auth/login"): {"email": "admin@pamtalk.local", "password": "wrong pass"},
+    }
+    response = await client.request(method, path, json=bodies.get(route), headers=headers)
+    assert response.status_code == MATRIX[route][caller], response.text
+    if response.status_code >= 400:
+        error = response.json()["error"]
+        assert error["code"] and error["message"] and error["request_id"]

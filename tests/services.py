@@ -1,0 +1,65 @@
+"""Reaching the real services (PostgreSQL, Redis) the tests run against.
+
+A test that needs a service skips when it is not reachable, unless PAMTALK_REQUIRE_SERVICES=1
+(CI), where it fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from urllib.parse import urlparse
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+REQUIRE = os.environ.get("PAMTALK_REQUIRE_SERVICES") == "1"
+DATABASE_URL = os.environ.get(
+    "PAMTALK_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("PAMTALK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url.replace("+asyncpg", ""))
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or default_port), 1):
+            return True
+    except OSError:
+        return False
+
+
+def need(url: str, default_port: int, what: str) -> None:
+    if reachable(url, default_port):
+        return
+    if REQUIRE:
+        pytest.fail(f"{what} at {url} is not reachable and PAMTALK_REQUIRE_SERVICES=1")
+    pytest.skip(f"{what} at {url} is not reachable")
+
+
+async def create_database() -> str:
+    """A fresh, empty PostgreSQL database for this test run; returns its SQLAlchemy URL."""
+    need(DATABASE_URL, 5432, "PostgreSQL")
+    url = make_url(DATABASE_URL)
+    name = f"pamtalk_test_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(database_url: str) -> None:
+    url = make_url(database_url)
+    conn = await asyncpg.connect(_dsn(url.set(database=make_url(DATABASE_URL).database)))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def _dsn(url: object) -> str:
+    return str(url.set(drivername="postgresql").render_as_string(hide_password=False))  # type: ignore[attr-defined]
