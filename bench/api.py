@@ -101,6 +101,15 @@ class Result:
     p95_ms: float
     p99_ms: float
     error_kinds: dict[str, int]
+    client_cpu_cores: float  # the load generator's own CPU use over the window
+
+
+@dataclass(frozen=True)
+class Load:
+    concurrency: int
+    warmup: float
+    duration: float
+    shared_client: bool
 
 
 # --- setup and teardown -------------------------------------------------------------------
@@ -117,6 +126,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db-name", default="pamtalk_bench")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--output", type=Path, default=RESULTS / "api.json")
+    parser.add_argument(
+        "--shared-client",
+        action="store_true",
+        help="one httpx client whose pool holds all connections (slower client, see docs)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed for request bodies")
     return parser.parse_args(argv)
 
@@ -314,18 +328,41 @@ async def worker(
                 samples.errors[error] += 1
 
 
-async def run_scenario(
-    base_url: str, scenario: Scenario, concurrency: int, warmup: float, duration: float
-) -> tuple[Result, Samples]:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0) as client:
-        samples = Samples()
-        start_at = time.perf_counter() + warmup
-        window = (start_at, start_at + duration)
-        await asyncio.gather(
-            *(worker(client, scenario, window, samples) for _ in range(concurrency))
+async def open_clients(
+    stack: contextlib.AsyncExitStack, base_url: str, load: Load
+) -> list[httpx.AsyncClient]:
+    """One client per worker (a pool of one connection each), or one client whose pool has
+    a connection per worker. Either way ``concurrency`` connections; the shared pool costs
+    the client far more CPU per request (encode/httpx#3215)."""
+    pools, size = (1, load.concurrency) if load.shared_client else (load.concurrency, 1)
+    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+    clients = [
+        await stack.enter_async_context(
+            httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0)
         )
-    return summarize(scenario.name, samples, duration), samples
+        for _ in range(pools)
+    ]
+    return [clients[i % pools] for i in range(load.concurrency)]
+
+
+async def client_cpu(window: tuple[float, float]) -> float:
+    """CPU cores this process (the load generator) used during the window."""
+    await asyncio.sleep(max(0.0, window[0] - time.perf_counter()))
+    began = time.process_time()
+    await asyncio.sleep(max(0.0, window[1] - time.perf_counter()))
+    return (time.process_time() - began) / (window[1] - window[0])
+
+
+async def run_scenario(base_url: str, scenario: Scenario, load: Load) -> tuple[Result, Samples]:
+    samples = Samples()
+    async with contextlib.AsyncExitStack() as stack:
+        clients = await open_clients(stack, base_url, load)
+        start_at = time.perf_counter() + load.warmup
+        window = (start_at, start_at + load.duration)
+        cpu, *_ = await asyncio.gather(
+            client_cpu(window), *(worker(c, scenario, window, samples) for c in clients)
+        )
+    return summarize(scenario.name, samples, load.duration, cpu), samples
 
 
 def percentile(ordered: list[float], q: float) -> float:
@@ -336,7 +373,7 @@ def percentile(ordered: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def summarize(name: str, samples: Samples, duration: float) -> Result:
+def summarize(name: str, samples: Samples, duration: float, cpu: float) -> Result:
     ordered = sorted(samples.latencies)
     errors = sum(samples.errors.values())
     return Result(
@@ -348,6 +385,7 @@ def summarize(name: str, samples: Samples, duration: float) -> Result:
         p95_ms=round(percentile(ordered, 95) * 1000, 2),
         p99_ms=round(percentile(ordered, 99) * 1000, 2),
         error_kinds=dict(samples.errors),
+        client_cpu_cores=round(cpu, 2),
     )
 
 
@@ -372,23 +410,29 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "note": "load generator shares the machine with the server, PostgreSQL and Redis",
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
+        "note": "the load generator shares these CPUs with the server, PostgreSQL and Redis",
     }
 
 
-def write_json(
-    path: Path, args: argparse.Namespace, results: list[Result], notes: list[str]
-) -> None:
+def write_json(path: Path, report: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    report = {
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+
+
+def build_report(
+    args: argparse.Namespace, host: dict[str, Any], results: list[Result], notes: list[str]
+) -> dict[str, Any]:
+    return {
         "benchmark": "api",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join([".venv/bin/python", "bench/api.py", *sys.argv[1:]]),
-        "machine": machine(),
+        "machine": host,
         "config": {
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "concurrency": args.concurrency,
+            "client": "one shared pool" if args.shared_client else "one client per worker",
             "uvicorn_workers": args.workers,
             "database": "postgresql",
             "cache": "redis",
@@ -397,7 +441,17 @@ def write_json(
         "table_markdown": markdown_table(results),
         "notes": notes,
     }
-    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+
+
+def general_notes(args: argparse.Namespace, results: list[Result], log: Path) -> list[str]:
+    cpu = ", ".join(f"{r.client_cpu_cores:.2f}" for r in results)
+    log_lines = len(log.read_text().splitlines()) if log.exists() else 0
+    return [
+        f"client and server share {os.cpu_count()} CPUs: the load generator itself used "
+        f"{cpu} cores in the scenarios above; {args.concurrency} closed-loop connections, "
+        f"{args.workers} uvicorn workers",
+        f"server log ({log.name}, level WARNING): {log_lines} lines",
+    ]
 
 
 async def count_bench_transactions(pg_url: str, name: str) -> int:
@@ -419,12 +473,11 @@ async def measure(args: argparse.Namespace, base_url: str) -> tuple[list[Result]
     async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as client:
         key = await buyer_api_key(client)
         offers = await farm_offers(client, key)
+    load = Load(args.concurrency, args.warmup, args.duration, args.shared_client)
     results, notes = [], []
     for scenario in scenarios(args, key, offers):
         print(f"running {scenario.name} ...", file=sys.stderr)
-        result, samples = await run_scenario(
-            base_url, scenario, args.concurrency, args.warmup, args.duration
-        )
+        result, samples = await run_scenario(base_url, scenario, load)
         results.append(result)
         if scenario.expected_status == 201:
             stored = await count_bench_transactions(args.pg_url, args.db_name)
@@ -439,27 +492,23 @@ async def prepare(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    admin_key = random_key()
+    host = machine()
+    log = RESULTS / "api-server.log"
     asyncio.run(prepare(args))
     try:
         with tempfile.TemporaryDirectory(prefix="pamtalk-bench-metrics-") as metrics_dir:
-            env = server_env(args, admin_key, metrics_dir)
+            env = server_env(args, random_key(), metrics_dir)
             run_init(env)
             RESULTS.mkdir(parents=True, exist_ok=True)
-            log = RESULTS / "api-server.log"
             with server(env, free_port(), args.workers, log) as base_url:
                 results, notes = asyncio.run(measure(args, base_url))
     finally:
         asyncio.run(recreate_database(args.pg_url, args.db_name, create=False))
-    notes.append(
-        f"client and server share {os.cpu_count()} CPUs; "
-        f"{args.concurrency} closed-loop connections, {args.workers} uvicorn workers"
-    )
-    write_json(args.output, args, results, notes)
+    notes += general_notes(args, results, log)
+    write_json(args.output, build_report(args, host, results, notes))
     print(markdown_table(results))
-    for note in notes:
-        print(f"\n- {note}", end="")
-    print(f"\n\nwritten: {args.output}")
+    print("".join(f"\n- {note}" for note in notes))
+    print(f"\nwritten: {args.output}")
     return 1 if any(r.errors for r in results) else 0
 
 

@@ -144,7 +144,7 @@ def test_no_server_errors_over_the_openapi_schema(live_server: LiveServer, tmp_p
             "--phases",
             "examples,coverage,fuzzing",
             "--workers",
-            "2",
+            "1",
             "--generation-database",
             "none",
             "--no-color",
