@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+# Namespaces shared by the writers that invalidate them and the readers that fill them.
+FARMS_NS = "farms"
+DASHBOARD_NS = "dashboard"
+
+
 class CacheUnavailable(ServiceUnavailable):
     code = "cache_unavailable"
 
@@ -43,13 +48,16 @@ class Cache(Protocol):
 class MemoryCache:
     """Per-process TTL cache for the embedded single-box mode."""
 
-    def __init__(self, max_entries: int = 50_000) -> None:
+    def __init__(
+        self, max_entries: int = 50_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._data: dict[str, tuple[float, bytes]] = {}
         self._max_entries = max_entries
+        self._clock = clock
 
     def _live(self, key: str) -> tuple[float, bytes] | None:
         entry = self._data.get(key)
-        if entry is not None and entry[0] <= time.monotonic():
+        if entry is not None and entry[0] <= self._clock():
             del self._data[key]
             return None
         return entry
@@ -61,7 +69,7 @@ class MemoryCache:
     async def set(self, key: str, value: bytes, ttl: int) -> None:
         if len(self._data) >= self._max_entries:
             self._evict()
-        self._data[key] = (time.monotonic() + ttl, value)
+        self._data[key] = (self._clock() + ttl, value)
 
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)
@@ -70,7 +78,7 @@ class MemoryCache:
         entry = self._live(key)
         if entry is None:
             return None
-        self._data[key] = (time.monotonic() + ttl, entry[1])
+        self._data[key] = (self._clock() + ttl, entry[1])
         return entry[1]
 
     async def incr(self, key: str) -> int:
@@ -86,7 +94,7 @@ class MemoryCache:
         self._data.clear()
 
     def _evict(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         for key in [k for k, (expires, _) in self._data.items() if expires <= now]:
             del self._data[key]
         while len(self._data) >= self._max_entries:  # still full: drop the oldest inserted

@@ -61,27 +61,33 @@ async def get_optional_credential(
     return bearer.credentials.strip()[:512] if bearer else None
 
 
-async def get_credential(
-    credential: Annotated[str | None, Depends(get_optional_credential)],
-) -> str:
+OptionalCredential = Annotated[str | None, Depends(get_optional_credential)]
+
+
+async def get_optional_principal(
+    credential: OptionalCredential, state: StateDep, db: DbDep
+) -> auth.Principal | None:
+    """The caller, if credentials were sent; invalid credentials are a 401 all the same."""
     if not credential:
-        raise Unauthorized(
-            "authentication required: send 'Authorization: Bearer <session token>' "
-            "or 'X-API-Key: <key>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return credential
-
-
-CredentialDep = Annotated[str, Depends(get_credential)]
-
-
-async def get_principal(credential: CredentialDep, state: StateDep, db: DbDep) -> auth.Principal:
+        return None
     principal = await auth.resolve(credential, cache=state.cache, db=db, settings=state.settings)
     ctx = context.current.get()
     if ctx is not None:
         ctx.user_id = principal.id
     state.active_users.seen(principal.id, time.monotonic())
+    return principal
+
+
+OptionalUser = Annotated[auth.Principal | None, Depends(get_optional_principal)]
+
+
+async def get_principal(principal: OptionalUser) -> auth.Principal:
+    if principal is None:
+        raise Unauthorized(
+            "authentication required: send 'Authorization: Bearer <session token>' "
+            "or 'X-API-Key: <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return principal
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from pamtalk.api import auth
 from pamtalk.api.db.models import ApiKey, Role, User
 from pamtalk.api.db.types import utcnow
-from pamtalk.api.deps import CacheDep, CredentialDep, CurrentUser, DbDep, PathId, SettingsDep
+from pamtalk.api.deps import CacheDep, CurrentUser, DbDep, OptionalCredential, PathId, SettingsDep
 from pamtalk.api.schemas.auth import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -45,8 +45,9 @@ async def login(
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-async def logout(user: CurrentUser, credential: CredentialDep, cache: CacheDep) -> Response:
-    if not credential.startswith(API_KEY_PREFIX):
+async def logout(user: CurrentUser, credential: OptionalCredential, cache: CacheDep) -> Response:
+    """Ends a session; with an API key there is nothing to end (revoke the key instead)."""
+    if credential and not credential.startswith(API_KEY_PREFIX):
         await auth.end_session(cache, credential)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from pamtalk.api import pagination
 from pamtalk.api.auth import Principal
-from pamtalk.api.cache import cached, generation, invalidate
+from pamtalk.api.cache import DASHBOARD_NS, FARMS_NS, cached, generation, invalidate
 from pamtalk.api.db.models import Farm, FarmCrop, FarmStatus, Role, User
 from pamtalk.api.deps import CacheDep, CurrentUser, DbDep, FarmWriter, PathId, SettingsDep
 from pamtalk.api.responses import JSONResponse
@@ -19,13 +19,11 @@ from pamtalk.errors import Forbidden, InvalidInput, NotFound
 
 router = APIRouter(prefix="/v1/farms", tags=["farms"])
 
-CACHE_NS = "farms"
-DASHBOARD_NS = "dashboard"
 NULLABLE = {"address", "latitude", "longitude"}
 
 
 async def _changed(cache: CacheDep) -> None:
-    await invalidate(cache, CACHE_NS)
+    await invalidate(cache, FARMS_NS)
     await invalidate(cache, DASHBOARD_NS)
 
 
@@ -101,9 +99,9 @@ async def list_farms(
             "next_cursor": pagination.encode(rows[limit - 1].id) if more else None,
         }
 
-    gen = await generation(cache, CACHE_NS)
+    gen = await generation(cache, FARMS_NS)
     key = f"list:{gen}:{region}:{crop}:{farm_status}:{organic}:{owner_id}:{after}:{limit}"
-    return JSONResponse(await cached(cache, CACHE_NS, key, settings.farm_list_ttl, page))
+    return JSONResponse(await cached(cache, FARMS_NS, key, settings.farm_list_ttl, page))
 
 
 @router.get("/{farm_id}", response_model=FarmPublic)

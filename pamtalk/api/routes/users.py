@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from pamtalk.api import auth
 from pamtalk.api.db.models import Role, User
-from pamtalk.api.deps import CurrentUser, DbDep, StateDep, get_optional_credential
+from pamtalk.api.deps import CurrentUser, DbDep, OptionalUser
 from pamtalk.api.schemas.auth import UserCreate, UserPublic
 from pamtalk.api.security import hash_password
 from pamtalk.errors import Conflict, Forbidden
@@ -20,21 +17,11 @@ router = APIRouter(prefix="/v1/users", tags=["users"])
 SELF_SERVICE_ROLES = {Role.farmer, Role.buyer}
 
 
-async def optional_principal(
-    state: StateDep,
-    db: DbDep,
-    credential: Annotated[str | None, Depends(get_optional_credential)],
-) -> auth.Principal | None:
-    if credential is None:
-        return None
-    return await auth.resolve(credential, cache=state.cache, db=db, settings=state.settings)
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
 async def create_user(
     body: UserCreate,
     db: DbDep,
-    caller: Annotated[auth.Principal | None, Depends(optional_principal)],
+    caller: OptionalUser,
 ) -> User:
     """Anyone may sign up as a farmer or buyer; only an admin creates analysts and admins."""
     if body.role not in SELF_SERVICE_ROLES and (caller is None or caller.role != Role.admin):

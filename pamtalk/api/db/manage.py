@@ -1,0 +1,51 @@
+"""Database chores behind ``pamtalk init`` and ``pamtalk db``: migrate, seed, bootstrap."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pamtalk.api.db import seed
+from pamtalk.api.db.migrate import upgrade
+from pamtalk.api.db.session import create_engine, create_session_factory
+from pamtalk.errors import Conflict, Forbidden
+from pamtalk.settings import Settings
+
+
+@asynccontextmanager
+async def _session(settings: Settings) -> AsyncIterator[AsyncSession]:
+    engine = create_engine(settings)
+    try:
+        async with create_session_factory(engine)() as session:
+            yield session
+    finally:
+        await engine.dispose()
+
+
+async def upgrade_database(settings: Settings) -> None:
+    engine = create_engine(settings)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def seed_database(settings: Settings, size: seed.SeedSize) -> dict[str, int]:
+    """Demo data into an empty database. Refused in prod (Forbidden) and on a database that
+    already has farms (Conflict)."""
+    if settings.env == "prod":
+        raise Forbidden("PAMTALK_ENV=prod refuses demo users and data")
+    async with _session(settings) as session:
+        if not await seed.is_empty(session):
+            raise Conflict("the database already has farms; not seeding")
+        return await seed.seed(session, size)
+
+
+async def register_admin_key(settings: Settings) -> bool:
+    """Make PAMTALK_ADMIN_API_KEY a valid admin key; True if it was new."""
+    if not settings.admin_api_key:
+        return False
+    async with _session(settings) as session:
+        return await seed.ensure_admin_api_key(session, settings.admin_api_key)
