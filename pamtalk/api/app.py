@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     for module in (health, auth, users, farms, transactions, dashboard):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=errors.RESPONSES)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
 

@@ -40,7 +40,7 @@ class Cache(Protocol):
     async def set(self, key: str, value: bytes, ttl: int) -> None: ...
     async def delete(self, key: str) -> None: ...
     async def get_and_touch(self, key: str, ttl: int) -> bytes | None: ...
-    async def incr(self, key: str) -> int: ...
+    async def incr(self, key: str, ttl: int | None = None) -> int: ...
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
 
@@ -81,10 +81,13 @@ class MemoryCache:
         self._data[key] = (self._clock() + ttl, entry[1])
         return entry[1]
 
-    async def incr(self, key: str) -> int:
+    async def incr(self, key: str, ttl: int | None = None) -> int:
         entry = self._live(key)
-        value = int(entry[1]) + 1 if entry else 1
-        self._data[key] = (float("inf"), str(value).encode())
+        if entry is None:
+            expires = self._clock() + ttl if ttl is not None else float("inf")
+            entry = (expires, b"0")
+        value = int(entry[1]) + 1
+        self._data[key] = (entry[0], str(value).encode())
         return value
 
     async def ping(self) -> bool:
@@ -138,11 +141,21 @@ class RedisCache:
     async def get_and_touch(self, key: str, ttl: int) -> bytes | None:
         return await self._call(lambda: self._redis.getex(key, ex=ttl))  # type: ignore[arg-type,return-value]
 
-    async def incr(self, key: str) -> int:
+    async def incr(self, key: str, ttl: int | None = None) -> int:
+        async def incr_with_ttl(ttl: int) -> int:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, ttl, nx=True)
+                value, _ = await pipe.execute()
+            return int(value)
+
         try:
+            if ttl is not None:
+                return await self._call(lambda: incr_with_ttl(ttl))
             return int(await self._call(lambda: self._redis.incr(key)))
         except CacheUnavailable:
-            self._missed_incr.add(key)
+            if ttl is None:
+                self._missed_incr.add(key)
             raise
 
     async def ping(self) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pamtalk.api import context
@@ -17,6 +18,25 @@ from pamtalk.api.responses import JSONResponse
 from pamtalk.errors import PamtalkError
 
 log = logging.getLogger(__name__)
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any | None = None
+    request_id: str | None
+
+
+class ErrorResponse(BaseModel):
+    """The one error shape, as OpenAPI documents it for every route."""
+
+    error: ErrorDetail
+
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorResponse, "description": "Client error"},
+    "5XX": {"model": ErrorResponse, "description": "Server error"},
+}
 
 _HTTP_CODES = {
     400: "bad_request",

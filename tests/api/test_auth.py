@@ -116,3 +116,17 @@ async def test_bootstrap_admin_key(client: httpx.AsyncClient) -> None:
         },
     )
     assert analyst.status_code == 201
+
+
+async def test_repeated_wrong_passwords_are_throttled(
+    client: httpx.AsyncClient, actors: dict[Role, Actor]
+) -> None:
+    email = actors[Role.farmer].email
+    for _ in range(10):
+        assert (await login(client, email, "guess-guess")).status_code == 401
+    throttled = await login(client, email)  # even the right password waits now
+    assert throttled.status_code == 429
+    assert throttled.headers["retry-after"] == "900"
+    assert throttled.json()["error"]["code"] == "too_many_requests"
+    other = await login(client, actors[Role.buyer].email)
+    assert other.status_code == 200

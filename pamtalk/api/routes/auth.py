@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import select
 
 from pamtalk.api import auth
@@ -24,19 +24,33 @@ from pamtalk.api.security import (
     new_session_token,
     verify_password,
 )
-from pamtalk.errors import NotFound, Unauthorized
+from pamtalk.errors import NotFound, TooManyRequests, Unauthorized
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
+# Failed logins allowed per account and client address before a pause (password guessing).
+MAX_LOGIN_FAILURES = 10
+LOGIN_FAILURE_WINDOW = 900
+
+
 @router.post("/login", response_model=SessionPublic)
 async def login(
-    body: LoginRequest, db: DbDep, cache: CacheDep, settings: SettingsDep
+    body: LoginRequest, request: Request, db: DbDep, cache: CacheDep, settings: SettingsDep
 ) -> SessionPublic:
+    client = request.client.host if request.client else "-"
+    failures_key = f"login-failures:{digest(f'{body.email}|{client}')}"
+    if int(await cache.get(failures_key) or 0) >= MAX_LOGIN_FAILURES:
+        raise TooManyRequests(
+            "too many failed logins; try again later",
+            headers={"Retry-After": str(LOGIN_FAILURE_WINDOW)},
+        )
     user = await db.scalar(select(User).where(User.email == body.email))
     valid = await verify_password(user.password_hash if user else None, body.password)
     if user is None or not valid or not user.is_active:
+        await cache.incr(failures_key, ttl=LOGIN_FAILURE_WINDOW)
         raise Unauthorized("email or password is wrong")
+    await cache.delete(failures_key)
     token = new_session_token()
     await auth.start_session(cache, settings, user, token)
     return SessionPublic(
