@@ -523,8 +523,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     host = machine()
     log = RESULTS / "api-server.log"
-    asyncio.run(prepare(args))
     try:
+        asyncio.run(prepare(args))
         with tempfile.TemporaryDirectory(prefix="pamtalk-bench-metrics-") as metrics_dir:
             env = server_env(args, random_key(), metrics_dir)
             run_init(env)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 from typing import Annotated
@@ -80,9 +81,6 @@ def serve(
     from pamtalk import logs
 
     settings = Settings()
-    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        # Workers are separate processes: metrics must be shared through files.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pamtalk-metrics-")
     if workers > 1 and settings.redis_url is None:
         typer.echo(
             "note: without PAMTALK_REDIS_URL each worker has its own cache and sessions; "
@@ -90,15 +88,21 @@ def serve(
             err=True,
         )
     logs.configure(settings.log_level)
-    uvicorn.run(
-        "pamtalk.api.main:app",
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-    )
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            # Workers are separate processes: metrics are shared through files, kept for
+            # the server's lifetime only.
+            metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="pamtalk-"))
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        uvicorn.run(
+            "pamtalk.api.main:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+        )
 
 
 if __name__ == "__main__":

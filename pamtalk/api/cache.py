@@ -9,9 +9,11 @@ timeout to every request.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
@@ -168,6 +170,45 @@ class RedisCache:
         await self._redis.aclose()
 
 
+class SingleFlight:
+    """Concurrent calls with the same key share one execution (within this process), so a
+    cold hot key costs one database query, not one per request in flight."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, asyncio.Future[bytes]] = {}
+
+    async def do(self, key: str, produce: Callable[[], Awaitable[bytes]]) -> bytes:
+        shared = self._calls.get(key)
+        if shared is not None:
+            try:
+                return await asyncio.shield(shared)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not shared.cancelled() or (task is not None and task.cancelling()):
+                    raise
+                # The leader was cancelled (its client went away), not us: do it ourselves.
+                return await produce()
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._calls[key] = future
+        try:
+            result = await produce()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: with no waiters it is not an error
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            del self._calls[key]
+
+
+_flights: weakref.WeakKeyDictionary[Cache, SingleFlight] = weakref.WeakKeyDictionary()
+
+
 def create_cache(redis_url: str | None) -> Cache:
     return RedisCache(redis_url) if redis_url else MemoryCache()
 
@@ -186,10 +227,14 @@ async def cached(
         CACHE_REQUESTS.labels(namespace, "hit").inc()
         return hit
     CACHE_REQUESTS.labels(namespace, "miss").inc()
-    body = orjson.dumps(await produce())
-    with contextlib.suppress(CacheUnavailable):
-        await cache.set(full_key, body, ttl)
-    return body
+
+    async def fill() -> bytes:
+        body = orjson.dumps(await produce())
+        with contextlib.suppress(CacheUnavailable):
+            await cache.set(full_key, body, ttl)
+        return body
+
+    return await _flights.setdefault(cache, SingleFlight()).do(full_key, fill)
 
 
 async def generation(cache: Cache, namespace: str) -> str:

@@ -19,19 +19,20 @@ from pamtalk.errors import Forbidden, Unauthorized
 from pamtalk.settings import Settings
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.pamtalk
     return state
 
 
+# Plain dependencies are async on purpose: FastAPI runs a sync one in the thread pool.
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
-def get_cache(state: StateDep) -> Cache:
+async def get_cache(state: StateDep) -> Cache:
     return state.cache
 
 

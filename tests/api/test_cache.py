@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from pamtalk.api.cache import MemoryCache, cached, generation, invalidate
 
 
@@ -48,3 +51,57 @@ async def test_generation_bump_retires_cached_entries() -> None:
     assert await read() == b'{"n":1}'
     await invalidate(cache, "ns")
     assert await read() == b'{"n":2}'
+
+
+async def test_concurrent_misses_share_one_computation() -> None:
+    cache = MemoryCache()
+    calls = 0
+
+    async def slow() -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        return {"n": calls}
+
+    bodies = await asyncio.gather(*(cached(cache, "ns", "k", 60, slow) for _ in range(10)))
+    assert calls == 1
+    assert set(bodies) == {b'{"n":1}'}
+
+
+async def test_a_failing_computation_fails_every_waiter_then_retries() -> None:
+    cache = MemoryCache()
+    attempts = 0
+
+    async def flaky() -> dict[str, int]:
+        nonlocal attempts
+        attempts += 1
+        await asyncio.sleep(0.02)
+        if attempts == 1:
+            raise RuntimeError("database hiccup")
+        return {"ok": 1}
+
+    results = await asyncio.gather(
+        *(cached(cache, "ns", "k", 60, flaky) for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert await cached(cache, "ns", "k", 60, flaky) == b'{"ok":1}'
+
+
+async def test_waiters_survive_the_leader_being_cancelled() -> None:
+    cache = MemoryCache()
+    started = asyncio.Event()
+
+    async def slow() -> dict[str, int]:
+        started.set()
+        await asyncio.sleep(0.05)
+        return {"n": 1}
+
+    leader = asyncio.create_task(cached(cache, "ns", "k", 60, slow))
+    await started.wait()
+    waiter = asyncio.create_task(cached(cache, "ns", "k", 60, slow))
+    await asyncio.sleep(0)
+    leader.cancel()
+    assert await waiter == b'{"n":1}'
+    with contextlib.suppress(asyncio.CancelledError):
+        await leader
+    assert leader.cancelled()
