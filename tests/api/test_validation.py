@@ -38,6 +38,17 @@ async def farm_count(app: FastAPI) -> int:
         return int(await session.scalar(select(func.count()).select_from(Farm)) or 0)
 
 
+async def post_raw(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any], actor: Actor
+) -> httpx.Response:
+    """json.dumps writes NaN and Infinity as the bare tokens a sloppy client would send."""
+    return await client.post(
+        path,
+        content=json.dumps(body),
+        headers={**actor.headers, "content-type": "application/json"},
+    )
+
+
 def assert_error_shape(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     error: dict[str, Any] = response.json()["error"]
@@ -54,12 +65,7 @@ async def test_bad_farm_input(
     case: str,
     change: dict[str, Any],
 ) -> None:
-    # json.dumps writes NaN as the bare token a sloppy client would send.
-    response = await client.post(
-        "/v1/farms",
-        content=json.dumps(farm_body(**change)),
-        headers={**actors[Role.farmer].headers, "content-type": "application/json"},
-    )
+    response = await post_raw(client, "/v1/farms", farm_body(**change), actors[Role.farmer])
     error = assert_error_shape(response, 422)
     assert error["code"] == "invalid_input"
     assert error["details"]
@@ -97,11 +103,7 @@ async def test_bad_transaction_input(
         "unit_price_krw": 1000,
         **change,
     }
-    response = await client.post(
-        "/v1/transactions",
-        content=json.dumps(body),
-        headers={**actors[Role.buyer].headers, "content-type": "application/json"},
-    )
+    response = await post_raw(client, "/v1/transactions", body, actors[Role.buyer])
     assert_error_shape(response, 422)
     async with app.state.pamtalk.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Transaction)) == 0
