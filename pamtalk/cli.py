@@ -6,18 +6,25 @@ import asyncio
 import contextlib
 import os
 import tempfile
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from pamtalk.api.db import manage
 from pamtalk.api.db.seed import ADMIN_EMAIL, DEMO_PASSWORD, SeedSize
-from pamtalk.errors import Conflict, Forbidden
+from pamtalk.errors import Conflict, Forbidden, PamtalkError
 from pamtalk.settings import Settings
 
 app = typer.Typer(help="PAM-TALK serving: API, models, batch scoring.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema and demo data.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+models_app = typer.Typer(
+    help="The model registry (MLflow): list, promote, roll back.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+
+TRAIN_DIR = Path("var/train")
 
 
 def _seed(settings: Settings, size: SeedSize) -> None:
@@ -55,8 +62,11 @@ def db_seed(
 
 
 @app.command()
-def init() -> None:
-    """Migrate the database, seed demo data if it is empty, register the admin API key."""
+def init(
+    models: Annotated[bool, typer.Option(help="train and promote default models if none")] = True,
+) -> None:
+    """Migrate the database, seed demo data if it is empty, register the admin API key, and
+    train + register + promote default models when the registry has no champion."""
     settings = Settings()
     asyncio.run(manage.upgrade_database(settings))
     typer.echo("database is at the latest migration")
@@ -66,7 +76,95 @@ def init() -> None:
         typer.echo(f"not seeding: {exc.message}")
     if asyncio.run(manage.register_admin_key(settings)):
         typer.echo("admin API key from PAMTALK_ADMIN_API_KEY registered")
+    if models:
+        from pamtalk.registry import defaults, store
+
+        client = store.connect(settings)
+        if not defaults.ensure_champions(client, settings, TRAIN_DIR, say=typer.echo):
+            typer.echo("models: every model has a champion")
     typer.echo("ready: run `pamtalk serve`")
+
+
+@app.command()
+def train(
+    kind: Annotated[str, typer.Argument(help="demand or esg")],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="demand: a CSV shaped like the Jeju data (default: ../shared's "
+            "Jeju data when present, else generated data)"
+        ),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="override the epochs")] = None,
+) -> None:
+    """Train a model, evaluate it, export it to ONNX (fp32 + int8) and register a version."""
+    from pamtalk.registry import publish, store
+    from pamtalk.training.pipeline import JEJU
+
+    if kind not in ("demand", "esg"):
+        raise typer.BadParameter("KIND must be demand or esg")
+    if kind == "demand" and data is None and JEJU.exists():
+        data = JEJU
+    if data is not None and not data.exists():
+        raise typer.BadParameter(f"{data} does not exist", param_hint="--data")
+    settings = Settings()
+    typer.echo(f"training {kind} on {data or 'generated data'} ...")
+    built, version = publish.train_and_register(
+        store.connect(settings),
+        settings,
+        "demand" if kind == "demand" else "esg",
+        out_dir=TRAIN_DIR / kind,
+        data=data,
+        epochs=epochs,
+    )
+    typer.echo(built.table)
+    typer.echo(built.report)
+    typer.echo(
+        f"registered {built.contract.registered_name} version {version}; promote it "
+        f"with `pamtalk models promote {built.contract.registered_name} {version}`"
+    )
+
+
+@models_app.command("list")
+def models_list(name: Annotated[str | None, typer.Argument()] = None) -> None:
+    """Registered versions with their aliases and main metric."""
+    from pamtalk.registry import promote, store
+
+    rows = promote.list_versions(store.connect(Settings()), name)
+    if not rows:
+        typer.echo("no registered models yet: run `pamtalk train demand` or `pamtalk init`")
+    for row in rows:
+        metric = f"{row.metric:.4f}" if row.metric is not None else "-"
+        typer.echo(
+            f"{row.name:16} v{row.version:<4} {','.join(row.aliases) or '-':22} "
+            f"{metric:>9}  int8={'yes' if row.int8 else 'no'}"
+        )
+
+
+@models_app.command("promote")
+def models_promote(name: str, version: str) -> None:
+    """Move the champion alias to VERSION once the validation gates pass."""
+    from pamtalk.registry import promote, store
+
+    try:
+        promote.promote(store.connect(Settings()), name, version)
+    except PamtalkError as exc:
+        typer.echo(f"refused: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{name} version {version} is now champion")
+
+
+@models_app.command("rollback")
+def models_rollback(name: str) -> None:
+    """Move the champion alias back to the previous champion."""
+    from pamtalk.registry import promote, store
+
+    try:
+        version = promote.rollback(store.connect(Settings()), name)
+    except PamtalkError as exc:
+        typer.echo(f"refused: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{name} champion is back to version {version}")
 
 
 @app.command()

@@ -1,0 +1,123 @@
+"""Validation gates a version must pass before it becomes ``champion``. Each gate returns a
+failure reason or None; the first failure refuses the promotion and is named."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pamtalk.models.contract import ModelContract
+from pamtalk.training import onnx_export, quantize
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    metric_tolerance: float = 0.02  # relative: the candidate may be at most 2 % worse
+    latency_budget_ms: tuple[tuple[int, float], ...] = ((1, 20.0), (64, 200.0))
+
+
+@dataclass(frozen=True)
+class Review:
+    """What the gates look at: the version's ONNX file, its run's metrics and the current
+    champion's (None when there is none yet)."""
+
+    contract: ModelContract
+    onnx_path: Path
+    metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+
+
+Gate = Callable[[Review, GatePolicy], str | None]
+
+
+def loads(c: Review, _: GatePolicy) -> str | None:
+    try:
+        onnx_export.session(c.onnx_path)
+    except Exception as exc:  # any load failure refuses the model
+        return f"ONNX Runtime cannot load the model: {exc}"
+    return None
+
+
+def contract(c: Review, _: GatePolicy) -> str | None:
+    problems = onnx_export.contract_violations(c.onnx_path, c.contract)
+    return "; ".join(problems) if problems else None
+
+
+def probe_inputs(contract: ModelContract, batch: int = 16, seed: int = 0) -> list[list[np.ndarray]]:
+    """Zeros, typical and extreme values, for every input of the contract."""
+    rng = np.random.default_rng(seed)
+
+    def shaped(fill: Callable[[tuple[int, ...]], np.ndarray]) -> list[np.ndarray]:
+        return [
+            fill((batch, *(d or 1 for d in spec.shape[1:]))).astype(np.float32)
+            for spec in contract.inputs
+        ]
+
+    return [
+        shaped(np.zeros),
+        shaped(rng.random),
+        shaped(lambda s: rng.random(s) * 1e5),
+        shaped(np.ones),
+    ]
+
+
+def finite(c: Review, _: GatePolicy) -> str | None:
+    predict = onnx_export.predictor(onnx_export.session(c.onnx_path), c.contract)
+    for inputs in probe_inputs(c.contract):
+        output = predict(*inputs)
+        if not np.all(np.isfinite(output)):
+            return "NaN or inf in the outputs for probe inputs"
+    return None
+
+
+def metric(c: Review, policy: GatePolicy) -> str | None:
+    name = c.contract.main_metric
+    if name not in c.metrics:
+        return f"the run has no {name} metric"
+    if c.champion_metrics is None or name not in c.champion_metrics:
+        return None  # nothing to compare with: the first champion
+    new, old = c.metrics[name], c.champion_metrics[name]
+    worse = (new - old if c.contract.metric_goal == "min" else old - new) / max(abs(old), 1e-12)
+    if worse > policy.metric_tolerance:
+        return (
+            f"{name} {new:.4f} is {worse:.1%} worse than the champion's {old:.4f} "
+            f"(tolerance {policy.metric_tolerance:.0%})"
+        )
+    return None
+
+
+def latency(c: Review, policy: GatePolicy) -> str | None:
+    budgets = dict(policy.latency_budget_ms)
+    example = probe_inputs(c.contract, batch=1)[1]
+    measured = quantize.latencies(
+        {"model": c.onnx_path},
+        c.contract,
+        lambda b: quantize.tile_batch(example, b),
+        batch_sizes=tuple(budgets),
+        repeats=30,
+    )["model"]
+    over = [
+        f"batch {b}: {measured[b]:.1f} ms > {budgets[b]:.0f} ms"
+        for b in budgets
+        if measured[b] > budgets[b]
+    ]
+    return "latency over budget: " + ", ".join(over) if over else None
+
+
+GATES: tuple[tuple[str, Gate], ...] = (
+    ("loads", loads),
+    ("contract", contract),
+    ("finite", finite),
+    ("metric", metric),
+    ("latency", latency),
+)
+
+
+def first_failure(c: Review, policy: GatePolicy) -> tuple[str, str] | None:
+    for name, gate in GATES:
+        if (reason := gate(c, policy)) is not None:
+            return name, reason
+    return None

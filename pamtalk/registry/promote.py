@@ -1,0 +1,166 @@
+"""Promotion by alias: ``champion`` is what serving loads, ``challenger`` what a canary or
+shadow tries. Promotion runs the gates first; rollback returns to the previous champion,
+whose history is kept in a tag of the registered model.
+
+    from pamtalk.registry import promote
+    client = store.connect(Settings())
+    promote.promote(client, "pamtalk-demand", "3")     # raises PromotionRefused naming the gate
+    promote.rollback(client, "pamtalk-demand")
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from pamtalk.errors import Conflict, NotFound
+from pamtalk.models.contract import CONTRACTS, ModelContract
+from pamtalk.registry.gates import GatePolicy, Review, first_failure
+from pamtalk.registry.publish import INT8_ARTIFACT
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+HISTORY_TAG = "champion_history"  # JSON list of versions, oldest first
+
+
+class PromotionRefused(Conflict):
+    code = "promotion_refused"
+
+    def __init__(self, gate: str, message: str) -> None:
+        super().__init__(message, details={"gate": gate})
+        self.gate = gate
+
+
+@dataclass(frozen=True)
+class Resolved:
+    name: str
+    version: str
+    fp32: Path
+    int8: Path | None
+
+
+def contract_of(name: str) -> ModelContract:
+    if name not in CONTRACTS:
+        raise NotFound(f"unknown model {name!r}; models: {', '.join(CONTRACTS)}")
+    return CONTRACTS[name]
+
+
+def version_of(client: MlflowClient, name: str, version: str) -> ModelVersion:
+    try:
+        return client.get_model_version(name, version)
+    except MlflowException as exc:
+        raise NotFound(f"{name} has no version {version}") from exc
+
+
+def by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def _run(client: MlflowClient, mv: ModelVersion) -> Run:
+    if not mv.run_id:
+        raise NotFound(f"{mv.name} version {mv.version} has no training run")
+    return client.get_run(mv.run_id)
+
+
+def download(client: MlflowClient, mv: ModelVersion) -> Resolved:
+    model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/{mv.name}/{mv.version}"))
+    int8: Path | None = None
+    if _run(client, mv).data.tags.get("int8") == "yes":
+        int8 = Path(
+            mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=INT8_ARTIFACT)
+        )
+    return Resolved(mv.name, str(mv.version), model_dir / "model.onnx", int8)
+
+
+def resolve(client: MlflowClient, name: str, alias: str = CHAMPION) -> Resolved | None:
+    """Local paths of the version behind ``alias``, or None if the alias is unset."""
+    mv = by_alias(client, name, alias)
+    return download(client, mv) if mv is not None else None
+
+
+def _history(client: MlflowClient, name: str) -> list[str]:
+    raw = client.get_registered_model(name).tags.get(HISTORY_TAG)
+    return list(json.loads(raw)) if raw else []
+
+
+def promote(
+    client: MlflowClient, name: str, version: str, policy: GatePolicy = GatePolicy()
+) -> None:
+    contract = contract_of(name)
+    mv = version_of(client, name, version)
+    champion = by_alias(client, name, CHAMPION)
+    if champion is not None and str(champion.version) == str(version):
+        return
+    review = Review(
+        contract=contract,
+        onnx_path=download(client, mv).fp32,
+        metrics=_run(client, mv).data.metrics,
+        champion_metrics=_run(client, champion).data.metrics if champion else None,
+    )
+    if (failure := first_failure(review, policy)) is not None:
+        gate, reason = failure
+        raise PromotionRefused(
+            gate, f"{name} version {version} refused by the {gate} gate: {reason}"
+        )
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    history = [v for v in _history(client, name) if v != str(version)]
+    if champion is not None and (not history or history[-1] != str(champion.version)):
+        history.append(str(champion.version))
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps([*history, str(version)]))
+
+
+def rollback(client: MlflowClient, name: str) -> str:
+    """Move ``champion`` back to the previous champion; returns that version."""
+    contract_of(name)
+    history = _history(client, name)
+    if len(history) < 2:
+        raise Conflict(f"{name} has no previous champion to roll back to")
+    previous = history[-2]
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[:-1]))
+    return previous
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    name: str
+    version: str
+    aliases: tuple[str, ...]
+    metric: float | None
+    created: int
+    int8: bool
+
+
+def list_versions(client: MlflowClient, name: str | None = None) -> list[VersionRow]:
+    rows = []
+    for model in [contract_of(name)] if name else list(CONTRACTS.values()):
+        try:
+            registered = client.get_registered_model(model.registered_name)
+        except MlflowException:
+            continue  # never registered
+        aliases: dict[str, list[str]] = {}
+        for alias, version in (registered.aliases or {}).items():
+            aliases.setdefault(str(version), []).append(alias)
+        for mv in client.search_model_versions(f"name='{model.registered_name}'"):
+            run = _run(client, mv)
+            rows.append(
+                VersionRow(
+                    mv.name,
+                    str(mv.version),
+                    tuple(sorted(aliases.get(str(mv.version), []))),
+                    run.data.metrics.get(model.main_metric),
+                    int(mv.creation_timestamp or 0),
+                    run.data.tags.get("int8") == "yes",
+                )
+            )
+    return sorted(rows, key=lambda r: (r.name, int(r.version)))

@@ -1,0 +1,85 @@
+"""Log a candidate to MLflow and register it as a new version of its model."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import mlflow
+import onnx
+from mlflow import MlflowClient
+from mlflow.models import infer_signature
+
+from pamtalk.registry.store import experiment
+from pamtalk.settings import Settings
+from pamtalk.training.candidate import Candidate
+from pamtalk.training.onnx_export import predictor, session
+from pamtalk.training.pipeline import Kind, build_candidate
+
+INT8_ARTIFACT = "onnx/model.int8.onnx"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+            check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def register(client: MlflowClient, settings: Settings, candidate: Candidate) -> str:
+    """One run with params, metrics, plots and both ONNX files; returns the new version."""
+    contract = candidate.contract
+    name = contract.registered_name
+    example = [a[:2] for a in candidate.example_inputs]
+    named_example = {spec.name: a for spec, a in zip(contract.inputs, example, strict=True)}
+    example_output = predictor(session(candidate.fp32), contract)(*example)
+    mlflow.set_experiment(experiment_id=experiment(client, settings, name))
+    with mlflow.start_run(run_name=f"{name}-train"):
+        mlflow.set_tags(
+            {
+                "fingerprint": candidate.fingerprint,
+                "git_commit": git_commit(),
+                "main_metric": contract.main_metric,
+                "int8": "yes" if candidate.int8 else "no",
+            }
+        )
+        mlflow.log_params(candidate.params)
+        mlflow.log_metrics(candidate.metrics)
+        mlflow.log_text(candidate.table, "evaluation.txt")
+        mlflow.log_text(candidate.report, "export_report.txt")
+        for plot in candidate.plots.values():
+            mlflow.log_artifact(str(plot), artifact_path="plots")
+        if candidate.int8 is not None:
+            mlflow.log_artifact(str(candidate.int8), artifact_path="onnx")
+        info = mlflow.onnx.log_model(
+            onnx.load(str(candidate.fp32)),
+            name="model",
+            signature=infer_signature(named_example, example_output),
+            input_example=named_example,
+            registered_model_name=name,
+            onnx_execution_providers=["CPUExecutionProvider"],
+        )
+    return str(info.registered_model_version)
+
+
+def train_and_register(
+    client: MlflowClient,
+    settings: Settings,
+    kind: Kind,
+    *,
+    out_dir: Path,
+    data: Path | None = None,
+    epochs: int | None = None,
+    tiny: bool = False,
+) -> tuple[Candidate, str]:
+    """Train, export, quantize, log and register; returns the candidate and its version."""
+    built = build_candidate(kind, out_dir=out_dir, data=data, epochs=epochs, tiny=tiny)
+    return built, register(client, settings, built)

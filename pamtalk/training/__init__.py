@@ -1,0 +1,1 @@
+"""Training: the shared loop, ONNX export, quantization and parity checks, the pipelines."""

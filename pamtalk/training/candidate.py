@@ -1,0 +1,111 @@
+"""From a trained network to a registrable candidate: ONNX export (fp32), parity with
+PyTorch, int8 quantization with its own parity and metric change, CPU latency of both."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from pamtalk.models.contract import ModelContract
+from pamtalk.training import onnx_export, quantize
+
+FP32_PARITY = 1e-4  # max |ONNX Runtime - PyTorch| in fp32
+INT8_MAX_WORSE = 0.01  # int8 may be at most 1 % (relative) worse on the main metric
+
+Evaluate = Callable[[Callable[..., np.ndarray]], dict[str, float]]
+
+
+class ParityError(RuntimeError):
+    pass
+
+
+@dataclass
+class Candidate:
+    contract: ModelContract
+    fp32: Path
+    int8: Path | None  # None when quantization cost more than INT8_MAX_WORSE
+    metrics: dict[str, float]
+    params: dict[str, Any]
+    example_inputs: tuple[np.ndarray, ...]
+    fingerprint: str
+    table: str
+    plots: dict[str, Path] = field(default_factory=dict)
+    report: str = ""
+
+
+def build(
+    model: nn.Module,
+    contract: ModelContract,
+    *,
+    example_inputs: Sequence[np.ndarray],
+    eval_inputs: Sequence[np.ndarray],
+    evaluate: Evaluate,
+    metrics: dict[str, float],
+    params: dict[str, Any],
+    fingerprint: str,
+    table: str,
+    plots: dict[str, Path],
+    out_dir: Path,
+) -> Candidate:
+    fp32 = onnx_export.export(model, example_inputs, contract, out_dir / "model.onnx")
+    if problems := onnx_export.contract_violations(fp32, contract):
+        raise ParityError(f"exported graph breaks the contract: {problems}")
+    fp32_diff = onnx_export.max_abs_diff(model, fp32, contract, eval_inputs)
+    if not fp32_diff <= FP32_PARITY:
+        raise ParityError(f"ONNX Runtime differs from PyTorch by {fp32_diff:.2e} > {FP32_PARITY}")
+
+    int8 = quantize.quantize_int8(fp32, out_dir / "model.int8.onnx")
+    int8_diff = onnx_export.max_abs_diff(model, int8, contract, eval_inputs)
+    main = contract.main_metric
+    fp32_metrics = evaluate(onnx_export.predictor(onnx_export.session(fp32), contract))
+    int8_metrics = evaluate(onnx_export.predictor(onnx_export.session(int8), contract))
+    sign = 1.0 if contract.metric_goal == "min" else -1.0
+    worse = sign * (int8_metrics[main] - fp32_metrics[main]) / max(abs(fp32_metrics[main]), 1e-12)
+
+    speed = quantize.latencies(
+        {"fp32": fp32, "int8": int8},
+        contract,
+        lambda batch: quantize.tile_batch(example_inputs, batch),
+    )
+    metrics = {
+        **metrics,
+        "onnx_fp32_max_abs_diff": fp32_diff,
+        "onnx_int8_max_abs_diff": int8_diff,
+        f"int8_{main}": int8_metrics[main],
+        "int8_relative_worse": worse,
+        **{f"latency_ms_{kind}_b{b}": ms for kind, by in speed.items() for b, ms in by.items()},
+        **{f"int8_speedup_b{b}": speed["fp32"][b] / speed["int8"][b] for b in speed["fp32"]},
+    }
+    accepted = worse <= INT8_MAX_WORSE
+    report = "\n".join(
+        [
+            f"ONNX fp32 parity: max |ORT - torch| = {fp32_diff:.2e} (<= {FP32_PARITY})",
+            f"int8: max |ORT int8 - torch| = {int8_diff:.3g}; {main} {fp32_metrics[main]:.4f} -> "
+            f"{int8_metrics[main]:.4f} ({worse:+.2%}); "
+            + ("kept" if accepted else f"dropped (worse than {INT8_MAX_WORSE:.0%})"),
+            *(
+                f"CPU latency batch {b}: fp32 {speed['fp32'][b]:.3f} ms, int8 "
+                f"{speed['int8'][b]:.3f} ms (x{speed['fp32'][b] / speed['int8'][b]:.2f})"
+                for b in speed["fp32"]
+            ),
+        ]
+    )
+    if not accepted:
+        int8.unlink()
+    return Candidate(
+        contract=contract,
+        fp32=fp32,
+        int8=int8 if accepted else None,
+        metrics=metrics,
+        params=params,
+        example_inputs=tuple(np.asarray(a, np.float32) for a in example_inputs),
+        fingerprint=fingerprint,
+        table=table,
+        plots=plots,
+        report=report,
+    )

@@ -1,0 +1,393 @@
+"""Train and evaluate the demand forecasting model (contract DEMAND).
+
+Runbook:
+
+    # the real benchmark (needs ../shared/data/jeju/train.csv); about 2-3 min on 2 CPU cores
+    .venv/bin/python -m pamtalk.training.demand --data ../shared/data/jeju/train.csv --out /tmp/demand-run
+    # anywhere, on generated data
+    .venv/bin/python -m pamtalk.training.demand --synthetic --out /tmp/demand-synthetic
+    # from Python (the CLI and the registry do this)
+    result = train_demand(load_jeju(), DemandConfig(), Path("/tmp/demand-run"))
+    print(result.table); result.model  # eval mode: forward(history, calendar) -> quantiles
+
+What it does, top to bottom:
+1. The frame becomes a panel: [series, day] arrays plus calendar features.
+2. Held-out time: the last 28 days of every series are never trained on. The model is fitted
+   on 84-day windows (56 history + 28 target) whose targets end before a validation span
+   (the `val_days` before the hold-out), which drives early stopping.
+3. It is scored on the hold-out against a 7-day seasonal naive and a 28-day moving average.
+4. Rolling origins: a second model, fitted the same way on data before the last 182 days
+   only, forecasts from origins every 14 days across those 182 days (the last origin is the
+   hold-out); the means over origins are the rolling metrics. No origin's target is trained on.
+5. Plots, the evaluation table and metrics.json land in ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from pamtalk.models.contract import DEMAND_HORIZON, DEMAND_LOOKBACK, DEMAND_QUANTILES
+from pamtalk.models.demand import baselines
+from pamtalk.models.demand.data import load_csv, validate
+from pamtalk.models.demand.evaluate import (
+    OVERALL,
+    Origin,
+    Predictor,
+    Scores,
+    at_origin,
+    evaluate_at,
+    format_table,
+    mean_scores,
+)
+from pamtalk.models.demand.features import Panel, build_inputs, to_panel, windows
+from pamtalk.models.demand.network import DemandNet, parameter_count
+from pamtalk.models.demand.plots import plot_forecasts, plot_learning_curve
+from pamtalk.models.demand.synthetic import synthetic
+from pamtalk.training.loop import Batch, FitConfig, FitResult, batches, fit, seed_everything
+
+__all__ = ["DemandConfig", "DemandTrainResult", "build_inputs", "train_demand"]
+
+LOOKBACK, HORIZON = DEMAND_LOOKBACK, DEMAND_HORIZON
+
+
+@dataclass(frozen=True)
+class DemandConfig:
+    # network
+    hidden: int = 128
+    context: int = 64
+    decoder: int = 64
+    dropout: float = 0.1
+    # optimisation (training.loop.fit)
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    patience: int = 5
+    grad_clip: float = 1.0
+    seed: int = 0
+    # training windows
+    val_days: int = 56  # validation span right before the held-out days; >= 28
+    window_stride: int = 1  # days between consecutive training windows of a series
+    target_clip: float = 50.0  # scaled targets above this x the history mean are clipped
+    # evaluation
+    rolling: bool = True
+    rolling_days: int = 182
+    rolling_step: int = 14
+    plot_series: int = 6
+    progress: bool = True
+
+    @classmethod
+    def tiny(cls) -> DemandConfig:
+        """Seconds on small synthetic data: for tests, not for quality."""
+        return cls(hidden=16, context=8, decoder=8, epochs=2, batch_size=128, val_days=28,
+                   window_stride=4, rolling_days=56, rolling_step=28, plot_series=2,
+                   progress=False)
+
+
+@dataclass
+class DemandTrainResult:
+    model: nn.Module  # eval mode; forward(history, calendar) -> quantiles (contract DEMAND)
+    metrics: dict[str, float]
+    table: str
+    example_inputs: tuple[np.ndarray, np.ndarray]  # float32 (history, calendar), ~8 windows
+    eval_inputs: tuple[np.ndarray, np.ndarray]  # the hold-out windows, one per series
+    evaluate: Callable[[Predictor], dict[str, float]]  # hold-out metrics of any predictor
+    plots: dict[str, Path]
+    fingerprint: str
+    params: dict[str, Any]
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """sha256 of the frame's content in canonical order (independent of row order)."""
+    f = frame.sort_values(["series", "date"], kind="stable")
+    digest = hashlib.sha256()
+    for column in ("series", "crop", "region"):
+        digest.update("\x1f".join(f[column].astype(str)).encode())
+    digest.update(f["date"].to_numpy(dtype="datetime64[ns]").astype(np.int64).tobytes())
+    for column in ("demand_kg", "price_krw"):
+        digest.update(np.ascontiguousarray(f[column].to_numpy(dtype=np.float64)).tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Split:
+    """Windows (series index, last history day) for training and validation."""
+
+    train: tuple[np.ndarray, np.ndarray]
+    val: tuple[np.ndarray, np.ndarray]
+
+
+def split(panel: Panel, cutoff: int, config: DemandConfig) -> Split:
+    """Targets of validation windows lie in [cutoff - val_days, cutoff), those of training
+    windows before that; nothing at or after ``cutoff`` is used."""
+    val_start = cutoff - config.val_days
+    train_ends = np.arange(LOOKBACK - 1, val_start - HORIZON, config.window_stride)
+    val_ends = np.arange(val_start - 1, cutoff - HORIZON)
+    if len(train_ends) == 0 or len(val_ends) == 0:
+        raise ValueError(
+            f"{panel.days} days leave no training windows before day {cutoff}: need at least "
+            f"{LOOKBACK + HORIZON + config.val_days} days before it"
+        )
+
+    def grid(ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s, e = np.meshgrid(np.arange(len(panel.series)), ends, indexing="ij")
+        s, e = s.ravel(), e.ravel()
+        # A window without any demand in its history has nothing to scale by: skip it.
+        cumulative = np.concatenate(
+            [np.zeros((len(panel.series), 1)), np.cumsum(panel.demand, axis=1)], axis=1
+        )
+        seen = cumulative[s, e + 1] - cumulative[s, np.maximum(e + 1 - LOOKBACK, 0)]
+        return s[seen > 0], e[seen > 0]
+
+    return Split(grid(train_ends), grid(val_ends))
+
+
+# ----------------------------------------------------------------------------- training
+
+QUANTILE_LEVELS = torch.tensor(DEMAND_QUANTILES)  # [3]
+
+
+def pinball_loss(target: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
+    """target [N, 28], quantiles [N, 28, 3] -> mean pinball loss over all three."""
+    diff = target.unsqueeze(2) - quantiles  # [N, 28, 3]
+    return torch.maximum(QUANTILE_LEVELS * diff, (QUANTILE_LEVELS - 1.0) * diff).mean()
+
+
+def make_loss(target_clip: float) -> Callable[[nn.Module, Batch], torch.Tensor]:
+    def loss_fn(model: nn.Module, batch: Batch) -> torch.Tensor:
+        history, calendar, target = batch  # [B, 56, 2], [B, 84, C], [B, 28]
+        assert isinstance(model, DemandNet)
+        quantiles, scale = model.scaled(history, calendar)  # [B, 28, 3], [B, 1, 1]
+        # In units of the window's own level, so every series weighs alike (as in MASE);
+        # the clip bounds the few windows where a season starts from near-zero history.
+        scaled_target = (target / scale.squeeze(2)).clamp(max=target_clip)  # [B, 28]
+        return pinball_loss(scaled_target, quantiles)
+
+    return loss_fn
+
+
+def train_model(
+    panel: Panel, cutoff: int, config: DemandConfig, desc: str
+) -> tuple[DemandNet, FitResult, dict[str, int]]:
+    """Fit a fresh network on windows whose targets end before ``cutoff``."""
+    parts = split(panel, cutoff, config)
+    train_h, train_c, train_t = windows(panel, *parts.train)
+    val_h, val_c, val_t = windows(panel, *parts.val)
+    seed_everything(config.seed)
+    model = DemandNet(config.hidden, config.context, config.decoder, config.dropout)
+    result = fit(
+        model,
+        lambda epoch: batches(train_h, train_c, train_t, batch_size=config.batch_size,
+                              shuffle_seed=config.seed * 1_000 + epoch),
+        batches(val_h, val_c, val_t, batch_size=4_096),
+        make_loss(config.target_clip),
+        FitConfig(epochs=config.epochs, lr=config.lr, weight_decay=config.weight_decay,
+                  patience=config.patience, grad_clip=config.grad_clip, seed=config.seed,
+                  progress=config.progress),
+        desc=desc,
+    )
+    model.load_state_dict(result.best_state)
+    model.eval()
+    sizes = {"train_windows": len(parts.train[0]), "val_windows": len(parts.val[0])}
+    return model, result, sizes
+
+
+def torch_predictor(model: nn.Module) -> Predictor:
+    def predict(history: np.ndarray, calendar: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            out = model(torch.from_numpy(np.ascontiguousarray(history, dtype=np.float32)),
+                        torch.from_numpy(np.ascontiguousarray(calendar, dtype=np.float32)))
+        return np.asarray(out.numpy())
+
+    return predict
+
+
+BASELINES: dict[str, Predictor] = {
+    "seasonal_naive": baselines.seasonal_naive,
+    "moving_average": baselines.moving_average,
+}
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+
+def train_demand(frame: pd.DataFrame, config: DemandConfig, out_dir: Path) -> DemandTrainResult:
+    started = time.perf_counter()
+    validate(frame)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    panel = to_panel(frame)
+    crops = panel.crops
+    holdout_origin = panel.days - HORIZON  # first held-out day
+
+    # 1-2. The model, fitted on everything before the hold-out.
+    model, fitted, sizes = train_model(panel, holdout_origin, config, desc="demand")
+
+    # 3. Hold-out scores: the model and the baselines on the same windows.
+    holdout = at_origin(panel, holdout_origin)
+    predictors: dict[str, Predictor] = {"model": torch_predictor(model), **BASELINES}
+    by_method = {name: evaluate_at(holdout, p, crops) for name, p in predictors.items()}
+
+    def evaluate(predict: Predictor) -> dict[str, float]:
+        return _holdout_metrics(evaluate_at(holdout, predict, crops))
+
+    metrics = _holdout_metrics(by_method["model"])
+    for name in BASELINES:
+        metrics.update(by_method[name][OVERALL].as_dict(prefix=f"{name}_"))
+    metrics["mase_ratio"] = _ratio(metrics["mase"], metrics["seasonal_naive_mase"])
+
+    # 4. Rolling origins, with a model that has seen nothing from the rolling span.
+    rolling_scores, origins, rolling_fit = _rolling(panel, config)
+    for name, s in rolling_scores.items():
+        prefix = "rolling_" if name == "model" else f"rolling_{name}_"
+        metrics.update(s.as_dict(prefix=prefix))
+    metrics["rolling_mase_ratio"] = _ratio(
+        metrics.get("rolling_mase", math.nan), metrics.get("rolling_seasonal_naive_mase", math.nan)
+    )
+    metrics["best_epoch"] = float(fitted.best_epoch + 1)
+    metrics["train_seconds"] = time.perf_counter() - started
+
+    # 5. Report.
+    day = panel.dates
+    caption = (
+        f"Hold-out: the last {HORIZON} days ({day[holdout_origin].date()} .. {day[-1].date()}) "
+        f"of {len(panel.series)} series."
+    )
+    if origins:
+        caption += (
+            f" Rolling: {len(origins)} origins every {config.rolling_step} days from "
+            f"{day[origins[0]].date()} to {day[origins[-1]].date()}, model fitted on data "
+            f"before {day[origins[0]].date()}."
+        )
+    table = caption + "\n\n" + format_table(by_method, rolling_scores or None,
+                                            rolling_label="rolling origins (mean)")
+    curves = {"hold-out model": fitted.history}
+    if rolling_fit is not None:
+        curves["rolling model"] = rolling_fit.history
+    plots = {
+        "learning_curve": plot_learning_curve(out_dir / "learning_curve.png", curves),
+        "forecasts": _plot_holdout(out_dir / "forecasts.png", panel, holdout,
+                                   predictors["model"], config.plot_series),
+    }
+    (out_dir / "evaluation.md").write_text(table + "\n", encoding="utf-8")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+
+    examples = _example_rows(holdout, 8)
+    params: dict[str, Any] = {
+        **dataclasses.asdict(config),
+        "series": len(panel.series),
+        "days": panel.days,
+        "first_day": str(day[0].date()),
+        "last_day": str(day[-1].date()),
+        "holdout_start": str(day[holdout_origin].date()),
+        "crops": ",".join(sorted(set(crops))),
+        "parameters": parameter_count(model),
+        "rolling_origins": len(origins),
+        "mase_skipped_series": by_method["model"][OVERALL].n_skipped,
+        **sizes,
+    }
+    return DemandTrainResult(
+        model=model,
+        metrics=metrics,
+        table=table,
+        example_inputs=(holdout.history[examples], holdout.calendar[examples]),
+        eval_inputs=(holdout.history, holdout.calendar),
+        evaluate=evaluate,
+        plots=plots,
+        fingerprint=fingerprint(frame),
+        params=params,
+    )
+
+
+def _holdout_metrics(scores: dict[str, Scores]) -> dict[str, float]:
+    out = scores[OVERALL].as_dict()
+    out.update({f"mase_{crop}": s.mase for crop, s in scores.items() if crop != OVERALL})
+    return out
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if math.isfinite(a) and math.isfinite(b) and b > 0 else math.nan
+
+
+def _rolling(
+    panel: Panel, config: DemandConfig
+) -> tuple[dict[str, Scores], list[int], FitResult | None]:
+    start = panel.days - config.rolling_days
+    if not config.rolling or start - config.val_days - HORIZON < LOOKBACK:
+        return {}, [], None
+    origins = list(range(start, panel.days - HORIZON + 1, config.rolling_step))
+    model, fitted, _ = train_model(panel, start, config, desc="demand rolling")
+    predictors: dict[str, Predictor] = {"model": torch_predictor(model), **BASELINES}
+    per_origin = [at_origin(panel, o) for o in origins]
+    scores = {
+        name: mean_scores([evaluate_at(o, p, panel.crops)[OVERALL] for o in per_origin])
+        for name, p in predictors.items()
+    }
+    return scores, origins, fitted
+
+
+def _example_rows(holdout: Origin, n: int) -> np.ndarray:
+    """The n series with the most demand in their history window: realistic inputs."""
+    volume = holdout.history[:, :, 0].sum(axis=1)
+    return np.sort(np.argsort(-volume, kind="stable")[:n])
+
+
+def _plot_holdout(
+    path: Path, panel: Panel, holdout: Origin, predict: Predictor, count: int
+) -> Path:
+    # The biggest series of each crop first, so that every crop shows.
+    volume = holdout.actual.sum(axis=1)
+    order = np.argsort(-volume, kind="stable")
+    chosen: list[int] = []
+    for crop in sorted(set(panel.crops)):
+        best = next((int(i) for i in order if panel.crops[i] == crop), None)
+        if best is not None:
+            chosen.append(best)
+    chosen += [int(i) for i in order if int(i) not in chosen]
+    rows = np.array(chosen[:count])
+    dates = pd.date_range(end=panel.dates[-1], periods=LOOKBACK + HORIZON, freq="D")
+    return plot_forecasts(
+        path, dates, holdout.history[rows, :, 0], holdout.actual[rows],
+        predict(holdout.history[rows], holdout.calendar[rows]),
+        [panel.series[i] for i in rows],
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, help="a CSV of the Jeju shape")
+    parser.add_argument("--synthetic", action="store_true", help="train on generated data")
+    parser.add_argument("--out", type=Path, default=Path("var/demand"))
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--tiny", action="store_true", help="DemandConfig.tiny()")
+    args = parser.parse_args()
+    if args.synthetic == (args.data is not None):
+        parser.error("give exactly one of --data PATH and --synthetic")
+    frame = synthetic() if args.synthetic else load_csv(args.data)
+    config = DemandConfig.tiny() if args.tiny else DemandConfig()
+    if args.epochs is not None:
+        config = dataclasses.replace(config, epochs=args.epochs)
+    result = train_demand(frame, config, args.out)
+    print(result.table)
+    print(json.dumps({k: round(v, 4) for k, v in result.metrics.items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

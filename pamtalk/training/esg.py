@@ -1,0 +1,368 @@
+"""Train the ESG model to reproduce the methodology, with uncertainty bands when inputs are
+missing.
+
+Runbook:
+    .venv/bin/python -m pamtalk.training.esg --out /tmp/esg-run     # default config
+    .venv/bin/python -m pamtalk.training.esg --tiny --out /tmp/esg-tiny
+    pamtalk train esg                                                # + export and register
+
+Steps, top to bottom:
+1. generate realistic Korean farm profiles (models/esg/profiles.py), one set each for
+   training, validation and evaluation, from one seed;
+2. score every complete profile with the methodology: the targets (E, S, G, overall);
+3. hide inputs at random in the training and validation profiles (some rows complete, the
+   others with a per-row missing rate drawn from 0..max_missing) and encode them;
+4. fit the network with the pinball loss at p10/p50/p90 (training/loop.py);
+5. evaluate against the methodology's score of the complete profile: with complete inputs,
+   with 30 % of the practices missing, and with 30 % of all inputs missing; write plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from pamtalk.models import contract
+from pamtalk.models.esg import factors, features, methodology, profiles
+from pamtalk.models.esg.network import EsgNet, pinball_loss
+from pamtalk.training.loop import Batch, FitConfig, batches, fit, seed_everything
+
+Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
+SCORES = contract.ESG_SCORES
+
+
+@dataclass(frozen=True)
+class EsgConfig:
+    seed: int = 0
+    # Data: farms generated per split.
+    n_train: int = 60_000
+    n_val: int = 6_000
+    n_eval: int = 6_000
+    complete_share: float = 0.25  # training rows with every input reported
+    max_missing: float = 0.6  # the other rows: each practice missing with p ~ U(0, this)
+    farm_missing_factor: float = 0.25  # farm-record fields go missing at this x that rate
+    eval_missing: float = 0.3  # missing rate of the evaluation's incomplete inputs
+    # Network.
+    hidden: int = 256
+    layers: int = 3
+    dropout: float = 0.0
+    # Optimisation.
+    epochs: int = 60
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    patience: int = 10
+    progress: bool = True
+
+    @classmethod
+    def tiny(cls) -> EsgConfig:
+        """Seconds on a laptop: for tests."""
+        return cls(n_train=1_500, n_val=300, n_eval=300, hidden=32, layers=2, epochs=3,
+                   batch_size=128, progress=False)
+
+
+@dataclass
+class EsgTrainResult:
+    model: nn.Module  # eval mode; forward(practices, mask) -> scores (contract ESG)
+    metrics: dict[str, float]
+    table: str
+    example_inputs: tuple[np.ndarray, np.ndarray]
+    eval_inputs: tuple[np.ndarray, np.ndarray]  # complete inputs
+    evaluate: Callable[[Predict], dict[str, float]]
+    plots: dict[str, Path] = field(default_factory=dict)
+    fingerprint: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+# --- 1-3. Data -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Split:
+    practices: np.ndarray  # [N, F]
+    mask: np.ndarray  # [N, F]
+    targets: np.ndarray  # [N, 4] methodology scores of the complete profile
+
+
+def targets(farms: Sequence[profiles.Farm]) -> np.ndarray:
+    """[N, 4] the methodology's E, S, G, overall for each farm."""
+    rows = [methodology.assess(farm) for farm in farms]
+    return np.array(
+        [[a.environmental, a.social, a.governance, a.overall] for a in rows], dtype=np.float32
+    )
+
+
+def hide_inputs(
+    farms: Sequence[profiles.Farm], config: EsgConfig, rng: np.random.Generator
+) -> list[profiles.Farm]:
+    """Training-time missingness: some farms complete, the rest missing at a random rate."""
+    hidden = []
+    for farm in farms:
+        rate = 0.0 if rng.random() < config.complete_share else rng.uniform(0, config.max_missing)
+        farm = profiles.with_missing(farm, rate, rng, methodology.PRACTICE_KEYS)
+        farm = profiles.with_missing(
+            farm, rate * config.farm_missing_factor, rng, methodology.FARM_KEYS
+        )
+        hidden.append(farm)
+    return hidden
+
+
+def split(farms: Sequence[profiles.Farm], shown: Sequence[profiles.Farm]) -> Split:
+    x, m = features.encode_many(shown)
+    return Split(x, m, targets(farms))
+
+
+def fingerprint(*splits: Split) -> str:
+    digest = hashlib.sha256()
+    for s in splits:
+        for array in (s.practices, s.mask, s.targets):
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+# --- 5. Evaluation ---------------------------------------------------------------------------
+
+
+def score_metrics(scores: np.ndarray, truth: np.ndarray, name: str) -> dict[str, float]:
+    """MAE of the medians, p10..p90 coverage and mean band width; the unsuffixed keys are the
+    overall score's. scores [N, 4, 3], truth [N, 4]."""
+    p10, p50, p90 = scores[..., 0], scores[..., 1], scores[..., 2]  # [N, 4] each
+    mae = np.abs(p50 - truth).mean(axis=0)  # [4]
+    covered = ((p10 <= truth) & (truth <= p90)).mean(axis=0)  # [4]
+    width = (p90 - p10).mean(axis=0)  # [4]
+    out: dict[str, float] = {}
+    for i, score in enumerate(SCORES):
+        out[f"mae_{name}_{score}"] = float(mae[i])
+        out[f"coverage_{name}_{score}"] = float(covered[i])
+        out[f"width_{name}_{score}"] = float(width[i])
+    out[f"mae_{name}"] = out[f"mae_{name}_overall"]
+    out[f"coverage_{name}"] = out[f"coverage_{name}_overall"]
+    out[f"width_{name}"] = out[f"width_{name}_overall"]
+    grades = np.array([methodology.grade(float(v)) for v in p50[:, 3]])
+    true_grades = np.array([methodology.grade(float(v)) for v in truth[:, 3]])
+    out[f"grade_accuracy_{name}"] = float((grades == true_grades).mean())
+    return out
+
+
+def evaluator(cases: dict[str, Split]) -> Callable[[Predict], dict[str, float]]:
+    """evaluate(predict) -> metrics over every case; predict(practices, mask) -> [N, 4, 3]."""
+
+    def evaluate(predict: Predict) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        for name, case in cases.items():
+            chunks = [
+                np.asarray(predict(case.practices[i : i + 1024], case.mask[i : i + 1024]))
+                for i in range(0, len(case.targets), 1024)
+            ]
+            metrics |= score_metrics(np.concatenate(chunks), case.targets, name)
+        return metrics
+
+    return evaluate
+
+
+def torch_predictor(model: nn.Module) -> Predict:
+    @torch.no_grad()
+    def predict(practices: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        model.eval()
+        scores: torch.Tensor = model(torch.from_numpy(practices), torch.from_numpy(mask))
+        return scores.numpy()
+
+    return predict
+
+
+def baselines(train: Split, cases: dict[str, Split], audited: np.ndarray) -> dict[str, float]:
+    """Reference points: the training mean for everyone, and the methodology's own (audit)
+    score of the incomplete profiles, where missing inputs earn no points."""
+    mean = train.targets.mean(axis=0)  # [4]
+    truth = cases["complete"].targets
+    out: dict[str, float] = {}
+    for i, score in enumerate(SCORES):
+        out[f"baseline_mean_mae_{score}"] = float(np.abs(truth[:, i] - mean[i]).mean())
+        out[f"baseline_audit_missing30_mae_{score}"] = float(
+            np.abs(truth[:, i] - audited[:, i]).mean()
+        )
+    return out
+
+
+def table(metrics: dict[str, float], config: EsgConfig, seconds: float) -> str:
+    cols = ("environmental", "social", "governance", "overall")
+    head = f"{'inputs':<40}" + "".join(f"{c[:13]:>14}" for c in cols)
+    lines = [
+        f"ESG model vs the methodology on {config.n_eval} generated farms "
+        f"(MAE of p50 in points; coverage and width of the p10..p90 band)",
+        head,
+    ]
+    labels = {
+        "complete": "complete",
+        "missing30": f"{config.eval_missing:.0%} of practices missing",
+        "missing30all": f"{config.eval_missing:.0%} of all inputs missing",
+    }
+    for case, label in labels.items():
+        for kind in ("mae", "coverage", "width"):
+            values = "".join(f"{metrics[f'{kind}_{case}_{c}']:>14.3f}" for c in cols)
+            lines.append(f"{label + ' ' + kind:<40}{values}")
+        lines.append(f"{label + ' grade accuracy':<40}{metrics[f'grade_accuracy_{case}']:>56.3f}")
+    for key, label in (
+        ("baseline_mean_mae", "baseline: training mean, MAE"),
+        ("baseline_audit_missing30_mae", "audit score, 30 % practices missing, MAE"),
+    ):
+        lines.append(f"{label:<40}" + "".join(f"{metrics[f'{key}_{c}']:>14.3f}" for c in cols))
+    lines.append(
+        f"training: {seconds:.1f} s, best epoch {int(metrics['train_best_epoch']) + 1} of "
+        f"{int(metrics['train_epochs_run'])}"
+    )
+    return "\n".join(lines)
+
+
+def plot_scatter(model_scores: dict[str, np.ndarray], cases: dict[str, Split], path: Path
+                 ) -> Path:
+    fig = Figure(figsize=(16, 4 * len(cases)))
+    axes = fig.subplots(len(cases), len(SCORES), squeeze=False)
+    for row, (name, case) in enumerate(cases.items()):
+        pred = model_scores[name]  # [N, 4, 3]
+        for col, score in enumerate(SCORES):
+            ax = axes[row][col]
+            p10, p50, p90 = pred[:, col, 0], pred[:, col, 1], pred[:, col, 2]
+            ax.errorbar(case.targets[:, col], p50, yerr=[p50 - p10, p90 - p50], fmt="none",
+                        ecolor="tab:blue", alpha=0.05)
+            ax.scatter(case.targets[:, col], p50, s=3, color="tab:blue")
+            ax.plot([0, 100], [0, 100], color="black", linewidth=0.8)
+            ax.set(xlim=(0, 100), ylim=(0, 100), title=f"{score} ({name})",
+                   xlabel="methodology (complete profile)", ylabel="model p50 (p10..p90)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    return path
+
+
+def plot_learning_curve(history: list[dict[str, float]], path: Path) -> Path:
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    epochs = [h["epoch"] + 1 for h in history]
+    ax.plot(epochs, [h["train"] for h in history], label="train")
+    ax.plot(epochs, [h["val"] for h in history], label="validation")
+    ax.set(xlabel="epoch", ylabel="pinball loss (/100 points)", yscale="log",
+           title="ESG network")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    return path
+
+
+# --- The pipeline ----------------------------------------------------------------------------
+
+
+def train_esg(config: EsgConfig, out_dir: Path) -> EsgTrainResult:
+    start = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(config.seed)
+    rng = np.random.default_rng(config.seed + 1)  # missingness; profiles use their own seeds
+
+    # 1-3. Profiles, targets, hidden inputs.
+    train_farms = profiles.generate(config.n_train, seed=config.seed)
+    val_farms = profiles.generate(config.n_val, seed=config.seed + 10_000)
+    eval_farms = profiles.generate(config.n_eval, seed=config.seed + 20_000)
+    train = split(train_farms, hide_inputs(train_farms, config, rng))
+    val = split(val_farms, hide_inputs(val_farms, config, rng))
+    shown30 = [profiles.with_missing(f, config.eval_missing, rng) for f in eval_farms]
+    shown30all = [
+        profiles.with_missing(f, config.eval_missing, rng, profiles.ALL_KEYS) for f in eval_farms
+    ]
+    cases = {
+        "complete": split(eval_farms, eval_farms),
+        "missing30": split(eval_farms, shown30),
+        "missing30all": split(eval_farms, shown30all),
+    }
+    audited = targets(shown30)  # the methodology's own score of the incomplete profiles
+
+    # 4. Fit.
+    seed_everything(config.seed)
+    model = EsgNet(contract.ESG_FEATURES, config.hidden, config.layers, config.dropout)
+
+    def loss_fn(net: nn.Module, batch: Batch) -> torch.Tensor:
+        practices, mask, y = batch  # [B, F], [B, F], [B, 4]
+        return pinball_loss(net(practices, mask), y)
+
+    fitted = fit(
+        model,
+        lambda epoch: batches(train.practices, train.mask, train.targets,
+                              batch_size=config.batch_size, shuffle_seed=config.seed + epoch),
+        batches(val.practices, val.mask, val.targets, batch_size=4096),
+        loss_fn,
+        FitConfig(epochs=config.epochs, lr=config.lr, weight_decay=config.weight_decay,
+                  patience=config.patience, seed=config.seed, progress=config.progress),
+        desc="esg",
+    )
+    model.load_state_dict(fitted.best_state)
+    model.eval()
+    seconds = time.perf_counter() - start
+
+    # 5. Evaluate, tabulate, plot.
+    evaluate = evaluator(cases)
+    predict = torch_predictor(model)
+    metrics = {
+        **evaluate(predict),
+        **baselines(train, cases, audited),
+        "train_seconds": seconds,
+        "train_best_epoch": float(fitted.best_epoch),
+        "train_epochs_run": float(len(fitted.history)),
+        "train_final_val_loss": fitted.history[fitted.best_epoch]["val"],
+    }
+    complete, missing = cases["complete"], cases["missing30"]
+    plots = {
+        "scatter": plot_scatter(
+            {name: predict(c.practices, c.mask) for name, c in cases.items()},
+            {k: cases[k] for k in ("complete", "missing30")},
+            out_dir / "esg_scatter.png",
+        ),
+        "learning_curve": plot_learning_curve(fitted.history, out_dir / "esg_learning_curve.png"),
+    }
+    example = (
+        np.concatenate([complete.practices[:4], missing.practices[:4]]),
+        np.concatenate([complete.mask[:4], missing.mask[:4]]),
+    )
+    return EsgTrainResult(
+        model=model,
+        metrics=metrics,
+        table=table(metrics, config, seconds),
+        example_inputs=example,
+        eval_inputs=(complete.practices, complete.mask),
+        evaluate=evaluate,
+        plots=plots,
+        fingerprint=fingerprint(train, val),
+        params={
+            **asdict(config),
+            "features": contract.ESG_FEATURES,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "factors_origin": factors.default().origin,
+        },
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Train the ESG model (see the docstring).")
+    parser.add_argument("--out", type=Path, default=Path("var/train/esg"))
+    parser.add_argument("--tiny", action="store_true", help="the test-sized config")
+    parser.add_argument("--epochs", type=int, default=None)
+    args = parser.parse_args(argv)
+    config = EsgConfig.tiny() if args.tiny else EsgConfig()
+    if args.epochs is not None:
+        config = EsgConfig(**{**asdict(config), "epochs": args.epochs})
+    result = train_esg(config, args.out)
+    print(result.table)
+    print(f"fingerprint {result.fingerprint}")
+    for name, path in result.plots.items():
+        print(f"{name}: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Register, promote, resolve and roll back through a real `mlflow server` process."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pamtalk.models.contract import ESG
+from pamtalk.registry import promote, publish, store
+from pamtalk.settings import Settings
+from pamtalk.training import onnx_export
+from pamtalk.training.candidate import Candidate
+from tests.registry.conftest import TinyEsg, example_inputs
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("mlflow-server")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent))
+    assert mlflow is not None
+    log = (root / "server.log").open("wb")
+    process = subprocess.Popen(
+        [
+            mlflow,
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root}/mlflow.db",
+            "--artifacts-destination",
+            (root / "artifacts").as_uri(),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("mlflow server did not start: " + (root / "server.log").read_text()[-2000:])
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+def test_promotion_through_a_real_server(mlflow_server: str, tmp_path: Path) -> None:
+    settings = Settings(mlflow_tracking_uri=mlflow_server)
+    client = store.connect(settings)
+    versions = []
+    for i, mae in enumerate((1.2, 1.1)):
+        path = onnx_export.export(TinyEsg(), example_inputs(), ESG, tmp_path / f"m{i}.onnx")
+        candidate = Candidate(
+            contract=ESG,
+            fp32=path,
+            int8=None,
+            metrics={"mae_complete": mae},
+            params={"i": i},
+            example_inputs=example_inputs(),
+            fingerprint="server-test",
+            table="",
+        )
+        versions.append(publish.register(client, settings, candidate))
+
+    promote.promote(client, "pamtalk-esg", versions[0])
+    promote.promote(client, "pamtalk-esg", versions[1])
+    resolved = promote.resolve(client, "pamtalk-esg")
+    assert resolved is not None and resolved.version == versions[1]
+    assert resolved.fp32.stat().st_size > 0
+    assert promote.rollback(client, "pamtalk-esg") == versions[0]
+    rows = promote.list_versions(client, "pamtalk-esg")
+    assert [r.aliases for r in rows] == [("champion",), ()]

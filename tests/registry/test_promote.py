@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from mlflow import MlflowClient
+
+from pamtalk.errors import Conflict, NotFound
+from pamtalk.models.contract import ESG, TensorSpec
+from pamtalk.registry import promote
+from pamtalk.registry.gates import GatePolicy
+from tests.registry.conftest import Register, TinyEsg
+
+NAME = "pamtalk-esg"
+
+
+def champion(client: MlflowClient) -> str | None:
+    mv = promote.by_alias(client, NAME, promote.CHAMPION)
+    return str(mv.version) if mv else None
+
+
+def test_promote_then_rollback(client: MlflowClient, register: Register) -> None:
+    first = register(mae=1.5)
+    promote.promote(client, NAME, first)
+    assert champion(client) == first
+    resolved = promote.resolve(client, NAME)
+    assert resolved is not None and resolved.fp32.exists() and resolved.version == first
+
+    second = register(mae=1.4)
+    promote.promote(client, NAME, second)
+    assert champion(client) == second
+    rows = promote.list_versions(client, NAME)
+    assert [(r.version, r.aliases) for r in rows] == [(first, ()), (second, ("champion",))]
+
+    assert promote.rollback(client, NAME) == first
+    assert champion(client) == first
+    with pytest.raises(Conflict, match="no previous champion"):
+        promote.rollback(client, NAME)
+
+
+def test_metric_gate_refuses_a_worse_model(client: MlflowClient, register: Register) -> None:
+    promote.promote(client, NAME, register(mae=1.0))
+    within = register(mae=1.015)  # 1.5 % worse: inside the 2 % tolerance
+    promote.promote(client, NAME, within)
+    worse = register(mae=1.2)
+    with pytest.raises(promote.PromotionRefused) as refused:
+        promote.promote(client, NAME, worse)
+    assert refused.value.gate == "metric"
+    assert "worse than the champion" in refused.value.message
+    assert champion(client) == within
+
+
+def test_finite_gate_refuses_nan_outputs(client: MlflowClient, register: Register) -> None:
+    broken = register(mae=0.5, model=TinyEsg(broken=True))
+    with pytest.raises(promote.PromotionRefused) as refused:
+        promote.promote(client, NAME, broken)
+    assert refused.value.gate == "finite"
+    assert champion(client) is None
+
+
+def test_contract_gate_refuses_wrong_shapes(client: MlflowClient, register: Register) -> None:
+    # exported (carelessly) to a contract with a flat output
+    flat_contract = replace(ESG, outputs=(TensorSpec("scores", (None, 4)),))
+    flat = register(mae=0.5, model=TinyEsg(flat=True), contract=flat_contract)
+    with pytest.raises(promote.PromotionRefused) as refused:
+        promote.promote(client, NAME, flat)
+    assert refused.value.gate == "contract"
+    assert "shape" in refused.value.message
+
+
+def test_latency_gate_refuses_a_slow_model(client: MlflowClient, register: Register) -> None:
+    version = register(mae=0.5)
+    with pytest.raises(promote.PromotionRefused) as refused:
+        promote.promote(
+            client, NAME, version, GatePolicy(latency_budget_ms=((1, 1e-6), (64, 1e-6)))
+        )
+    assert refused.value.gate == "latency"
+
+
+def test_unknown_model_and_version(client: MlflowClient, register: Register) -> None:
+    register(mae=1.0)
+    with pytest.raises(NotFound):
+        promote.promote(client, "pamtalk-nothing", "1")
+    with pytest.raises(NotFound):
+        promote.promote(client, NAME, "99")
