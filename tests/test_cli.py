@@ -30,12 +30,12 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
 
 def test_init_on_a_fresh_directory_uses_embedded_defaults(tmp_path: Path) -> None:
     key = {"PAMTALK_ADMIN_API_KEY": "k" * 40}
-    first = run("init", cwd=tmp_path, **key)
+    first = run("init", "--no-models", cwd=tmp_path, **key)
     assert first.returncode == 0, first.stderr
     assert "seeded" in first.stdout and "admin API key" in first.stdout
     assert (tmp_path / "var" / "pamtalk.db").exists()
 
-    again = run("init", cwd=tmp_path, **key)
+    again = run("init", "--no-models", cwd=tmp_path, **key)
     assert again.returncode == 0 and "already has farms" in again.stdout
     assert "admin API key" not in again.stdout  # registered once
     assert run("db", "seed", cwd=tmp_path).returncode == 1

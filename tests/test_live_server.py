@@ -54,7 +54,9 @@ def live_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Itera
         check=True,
         capture_output=True,
     )
-    init = subprocess.run([pamtalk, "init"], env=env, check=True, capture_output=True, text=True)
+    init = subprocess.run(
+        [pamtalk, "init", "--no-models"], env=env, check=True, capture_output=True, text=True
+    )
     assert "already has farms" in init.stdout and "admin API key" in init.stdout
 
     port = free_port()

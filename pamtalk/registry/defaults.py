@@ -28,7 +28,7 @@ def ensure_champions(
         name = contract.registered_name
         if promote.by_alias(client, name, promote.CHAMPION) is not None:
             continue
-        data = JEJU if kind == "demand" and JEJU.exists() else None
+        data = JEJU if kind == "demand" and JEJU.exists() and not tiny else None
         say(f"{name}: no champion; training a default model on {data or 'generated data'} ...")
         model_kind: Kind = "demand" if kind == "demand" else "esg"
         built, version = train_and_register(

@@ -10,8 +10,9 @@ Steps, top to bottom:
 1. generate realistic Korean farm profiles (models/esg/profiles.py), one set each for
    training, validation and evaluation, from one seed;
 2. score every complete profile with the methodology: the targets (E, S, G, overall);
-3. hide inputs at random in the training and validation profiles (some rows complete, the
-   others with a per-row missing rate drawn from 0..max_missing) and encode them;
+3. encode them once, then hide inputs at random (features.hide, no re-encoding): a fresh draw
+   every training epoch, some rows complete and the others with a per-row missing rate drawn
+   from 0..max_missing; one fixed draw for validation;
 4. fit the network with the pinball loss at p10/p50/p90 (training/loop.py);
 5. evaluate against the methodology's score of the complete profile: with complete inputs,
    with 30 % of the practices missing, and with 30 % of all inputs missing; write plots.
@@ -22,7 +23,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,13 +64,24 @@ class EsgConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-5
     patience: int = 10
+    # One thread: for a network this small a second one barely helps, and on a shared
+    # 2-core machine two busy processes with two threads each run ~100x slower.
+    threads: int = 1
     progress: bool = True
 
     @classmethod
     def tiny(cls) -> EsgConfig:
         """Seconds on a laptop: for tests."""
-        return cls(n_train=1_500, n_val=300, n_eval=300, hidden=32, layers=2, epochs=3,
-                   batch_size=128, progress=False)
+        return cls(
+            n_train=1_500,
+            n_val=300,
+            n_eval=300,
+            hidden=32,
+            layers=2,
+            epochs=3,
+            batch_size=128,
+            progress=False,
+        )
 
 
 @dataclass
@@ -102,24 +115,37 @@ def targets(farms: Sequence[profiles.Farm]) -> np.ndarray:
     )
 
 
-def hide_inputs(
-    farms: Sequence[profiles.Farm], config: EsgConfig, rng: np.random.Generator
-) -> list[profiles.Farm]:
-    """Training-time missingness: some farms complete, the rest missing at a random rate."""
-    hidden = []
-    for farm in farms:
-        rate = 0.0 if rng.random() < config.complete_share else rng.uniform(0, config.max_missing)
-        farm = profiles.with_missing(farm, rate, rng, methodology.PRACTICE_KEYS)
-        farm = profiles.with_missing(
-            farm, rate * config.farm_missing_factor, rng, methodology.FARM_KEYS
-        )
-        hidden.append(farm)
-    return hidden
+PRACTICE = np.isin(methodology.INPUT_KEYS, methodology.PRACTICE_KEYS)  # [K]
 
 
-def split(farms: Sequence[profiles.Farm], shown: Sequence[profiles.Farm]) -> Split:
-    x, m = features.encode_many(shown)
-    return Split(x, m, targets(farms))
+def reported_keys(rates: np.ndarray, farm_factor: float, rng: np.random.Generator) -> np.ndarray:
+    """[N, K] 1 where an input (INPUT_KEYS order) stays: each practice is missing with its
+    row's rate [N], each farm-record field with farm_factor x that rate (missing at random)."""
+    rate = np.where(PRACTICE, rates[:, None], rates[:, None] * farm_factor)  # [N, K]
+    return (rng.random(rate.shape) >= rate).astype(np.float32)
+
+
+def training_rates(n: int, config: EsgConfig, rng: np.random.Generator) -> np.ndarray:
+    """[N] per-farm missing rates: 0 for complete_share of them, else U(0, max_missing)."""
+    complete = rng.random(n) < config.complete_share
+    return np.where(complete, 0.0, rng.uniform(0.0, config.max_missing, n))
+
+
+def with_hidden(complete: Split, reported: np.ndarray) -> Split:
+    return Split(*features.hide(complete.practices, complete.mask, reported), complete.targets)
+
+
+def drop_keys(farms: Sequence[profiles.Farm], reported: np.ndarray) -> list[profiles.Farm]:
+    """The farms as dicts without the inputs ``reported`` [N, K] marks 0."""
+    keys = methodology.INPUT_KEYS
+    return [
+        {k: v for k, v in farm.items() if k not in keys or row[keys.index(k)]}
+        for farm, row in zip(farms, reported, strict=True)
+    ]
+
+
+def encoded(farms: Sequence[profiles.Farm]) -> Split:
+    return Split(*features.encode_many(farms), targets(farms))
 
 
 def fingerprint(*splits: Split) -> str:
@@ -224,8 +250,7 @@ def table(metrics: dict[str, float], config: EsgConfig, seconds: float) -> str:
     return "\n".join(lines)
 
 
-def plot_scatter(model_scores: dict[str, np.ndarray], cases: dict[str, Split], path: Path
-                 ) -> Path:
+def plot_scatter(model_scores: dict[str, np.ndarray], cases: dict[str, Split], path: Path) -> Path:
     fig = Figure(figsize=(16, 4 * len(cases)))
     axes = fig.subplots(len(cases), len(SCORES), squeeze=False)
     for row, (name, case) in enumerate(cases.items()):
@@ -233,12 +258,23 @@ def plot_scatter(model_scores: dict[str, np.ndarray], cases: dict[str, Split], p
         for col, score in enumerate(SCORES):
             ax = axes[row][col]
             p10, p50, p90 = pred[:, col, 0], pred[:, col, 1], pred[:, col, 2]
-            ax.errorbar(case.targets[:, col], p50, yerr=[p50 - p10, p90 - p50], fmt="none",
-                        ecolor="tab:blue", alpha=0.05)
+            ax.errorbar(
+                case.targets[:, col],
+                p50,
+                yerr=[p50 - p10, p90 - p50],
+                fmt="none",
+                ecolor="tab:blue",
+                alpha=0.05,
+            )
             ax.scatter(case.targets[:, col], p50, s=3, color="tab:blue")
             ax.plot([0, 100], [0, 100], color="black", linewidth=0.8)
-            ax.set(xlim=(0, 100), ylim=(0, 100), title=f"{score} ({name})",
-                   xlabel="methodology (complete profile)", ylabel="model p50 (p10..p90)")
+            ax.set(
+                xlim=(0, 100),
+                ylim=(0, 100),
+                title=f"{score} ({name})",
+                xlabel="methodology (complete profile)",
+                ylabel="model p50 (p10..p90)",
+            )
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     return path
@@ -250,8 +286,7 @@ def plot_learning_curve(history: list[dict[str, float]], path: Path) -> Path:
     epochs = [h["epoch"] + 1 for h in history]
     ax.plot(epochs, [h["train"] for h in history], label="train")
     ax.plot(epochs, [h["val"] for h in history], label="validation")
-    ax.set(xlabel="epoch", ylabel="pinball loss (/100 points)", yscale="log",
-           title="ESG network")
+    ax.set(xlabel="epoch", ylabel="pinball loss (/100 points)", yscale="log", title="ESG network")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=80)
@@ -261,28 +296,60 @@ def plot_learning_curve(history: list[dict[str, float]], path: Path) -> Path:
 # --- The pipeline ----------------------------------------------------------------------------
 
 
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def train_esg(config: EsgConfig, out_dir: Path) -> EsgTrainResult:
+    with torch_threads(config.threads):
+        return _train(config, out_dir)
+
+
+def _train(config: EsgConfig, out_dir: Path) -> EsgTrainResult:
     start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(config.seed)
-    rng = np.random.default_rng(config.seed + 1)  # missingness; profiles use their own seeds
 
-    # 1-3. Profiles, targets, hidden inputs.
-    train_farms = profiles.generate(config.n_train, seed=config.seed)
-    val_farms = profiles.generate(config.n_val, seed=config.seed + 10_000)
+    # 1-2. Profiles and the methodology's scores of them (complete inputs).
+    train = encoded(profiles.generate(config.n_train, seed=config.seed))
+    val = encoded(profiles.generate(config.n_val, seed=config.seed + 10_000))
     eval_farms = profiles.generate(config.n_eval, seed=config.seed + 20_000)
-    train = split(train_farms, hide_inputs(train_farms, config, rng))
-    val = split(val_farms, hide_inputs(val_farms, config, rng))
-    shown30 = [profiles.with_missing(f, config.eval_missing, rng) for f in eval_farms]
-    shown30all = [
-        profiles.with_missing(f, config.eval_missing, rng, profiles.ALL_KEYS) for f in eval_farms
-    ]
+    complete = encoded(eval_farms)
+
+    # 3. Hidden inputs: drawn afresh for every training epoch, fixed for validation and
+    # evaluation. Each draw has its own random stream, so runs repeat exactly.
+    def rng(stream: int) -> np.random.Generator:
+        return np.random.default_rng([config.seed, stream])
+
+    def hidden_for_training(split: Split, r: np.random.Generator) -> Split:
+        rates = training_rates(len(split.targets), config, r)
+        return with_hidden(split, reported_keys(rates, config.farm_missing_factor, r))
+
+    def train_batches(epoch: int) -> list[tuple[torch.Tensor, ...]]:
+        shown = hidden_for_training(train, rng(100 + epoch))
+        return batches(
+            shown.practices,
+            shown.mask,
+            shown.targets,
+            batch_size=config.batch_size,
+            shuffle_seed=config.seed + epoch,
+        )
+
+    val = hidden_for_training(val, rng(1))
+    eval_rates = np.full(config.n_eval, config.eval_missing)
+    shown30 = reported_keys(eval_rates, 0.0, rng(2))  # practices only: the API has the record
+    shown30all = reported_keys(eval_rates, 1.0, rng(3))
     cases = {
-        "complete": split(eval_farms, eval_farms),
-        "missing30": split(eval_farms, shown30),
-        "missing30all": split(eval_farms, shown30all),
+        "complete": complete,
+        "missing30": with_hidden(complete, shown30),
+        "missing30all": with_hidden(complete, shown30all),
     }
-    audited = targets(shown30)  # the methodology's own score of the incomplete profiles
+    audited = targets(drop_keys(eval_farms, shown30))  # the methodology's own audit score
 
     # 4. Fit.
     seed_everything(config.seed)
@@ -294,12 +361,17 @@ def train_esg(config: EsgConfig, out_dir: Path) -> EsgTrainResult:
 
     fitted = fit(
         model,
-        lambda epoch: batches(train.practices, train.mask, train.targets,
-                              batch_size=config.batch_size, shuffle_seed=config.seed + epoch),
+        train_batches,
         batches(val.practices, val.mask, val.targets, batch_size=4096),
         loss_fn,
-        FitConfig(epochs=config.epochs, lr=config.lr, weight_decay=config.weight_decay,
-                  patience=config.patience, seed=config.seed, progress=config.progress),
+        FitConfig(
+            epochs=config.epochs,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            patience=config.patience,
+            seed=config.seed,
+            progress=config.progress,
+        ),
         desc="esg",
     )
     model.load_state_dict(fitted.best_state)
@@ -317,7 +389,7 @@ def train_esg(config: EsgConfig, out_dir: Path) -> EsgTrainResult:
         "train_epochs_run": float(len(fitted.history)),
         "train_final_val_loss": fitted.history[fitted.best_epoch]["val"],
     }
-    complete, missing = cases["complete"], cases["missing30"]
+    missing = cases["missing30"]
     plots = {
         "scatter": plot_scatter(
             {name: predict(c.practices, c.mask) for name, c in cases.items()},
