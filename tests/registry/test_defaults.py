@@ -14,8 +14,9 @@ def test_ensure_champions_trains_and_promotes_once(
     client: MlflowClient, settings: Settings, tmp_path: Path
 ) -> None:
     said: list[str] = []
-    promoted = defaults.ensure_champions(client, settings, tmp_path / "train", say=said.append,
-                                         tiny=True)
+    promoted = defaults.ensure_champions(
+        client, settings, tmp_path / "train", say=said.append, tiny=True
+    )
     assert promoted == ["pamtalk-demand", "pamtalk-esg"]
     for name in promoted:
         resolved = promote.resolve(client, name)

@@ -1,0 +1,73 @@
+"""PNG plots of a training run: forecasts against actuals, and the learning curve.
+
+Figures are built without pyplot (no global state, no GUI backend): Agg renders them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+def plot_forecasts(
+    path: Path,
+    dates: pd.DatetimeIndex,
+    history: np.ndarray,
+    actual: np.ndarray,
+    quantiles: np.ndarray,
+    titles: Sequence[str],
+) -> Path:
+    """One panel per series: history and actual demand, p50 and the p10-p90 band.
+
+    ``dates`` [56 + 28]; history [K, 56], actual [K, 28], quantiles [K, 28, 3]."""
+    k = len(titles)
+    cols = 2 if k > 1 else 1
+    rows = (k + cols - 1) // cols
+    fig = Figure(figsize=(6.5 * cols, 2.6 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    past, future = dates[: history.shape[1]], dates[history.shape[1] :]
+    for i, title in enumerate(titles):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.plot(past, history[i], color="0.55", lw=1, label="history")
+        ax.plot(future, actual[i], color="black", lw=1.2, label="actual")
+        ax.fill_between(
+            future,
+            quantiles[i, :, 0],
+            quantiles[i, :, 2],
+            color="tab:blue",
+            alpha=0.25,
+            lw=0,
+            label="p10-p90",
+        )
+        ax.plot(future, quantiles[i, :, 1], color="tab:blue", lw=1.2, label="p50")
+        ax.axvline(future[0], color="0.3", lw=0.6, ls=":")
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel("kg / day", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if i == 0:
+            ax.legend(fontsize=7, loc="upper left")
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_learning_curve(path: Path, curves: Mapping[str, Sequence[Mapping[str, float]]]) -> Path:
+    """Train and validation loss per epoch, one pair of lines per named run."""
+    fig = Figure(figsize=(6.5, 3.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for (name, history), color in zip(
+        curves.items(), ("tab:blue", "tab:orange", "tab:green"), strict=False
+    ):
+        epochs = [int(h["epoch"]) + 1 for h in history]
+        ax.plot(epochs, [h["train"] for h in history], color=color, ls="--", label=f"{name} train")
+        ax.plot(epochs, [h["val"] for h in history], color=color, label=f"{name} validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("pinball loss / seasonal-naive MAE")
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=110)
+    return path

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pamtalk.models.contract import DEMAND_CALENDAR_FEATURES
+from pamtalk.models.demand.baselines import seasonal_naive
+from pamtalk.training.demand import (
+    DemandConfig,
+    DemandTrainResult,
+    fingerprint,
+    torch_predictor,
+    train_demand,
+)
+
+HOLDOUT_KEYS = {"mase", "wape", "wql", "coverage_p10_p90"}
+
+
+def test_result(tiny_run: tuple[DemandTrainResult, Path], small_frame: pd.DataFrame) -> None:
+    result, out = tiny_run
+    assert not result.model.training
+    history, calendar = result.example_inputs
+    assert history.shape == (8, 56, 2) and calendar.shape == (8, 84, DEMAND_CALENDAR_FEATURES)
+    assert history.dtype == np.float32 and calendar.dtype == np.float32
+    series = small_frame["series"].nunique()
+    assert result.eval_inputs[0].shape == (series, 56, 2)
+    with torch.no_grad():
+        q = result.model(torch.from_numpy(history), torch.from_numpy(calendar))
+    assert q.shape == (8, 28, 3) and (q >= 0).all() and (q.diff(dim=2) >= 0).all()
+
+    m = result.metrics
+    for key in HOLDOUT_KEYS | {
+        "seasonal_naive_mase",
+        "moving_average_mase",
+        "mase_ratio",
+        "rolling_mase",
+        "rolling_seasonal_naive_mase",
+        "rolling_mase_ratio",
+    }:
+        assert math.isfinite(m[key]), key
+    assert m["mase_ratio"] == pytest.approx(m["mase"] / m["seasonal_naive_mase"])
+    assert 0 <= m["coverage_p10_p90"] <= 1
+    assert "| overall |" in result.table and "seasonal_naive" in result.table
+    assert result.params["series"] == series and result.params["rolling_origins"] == 2
+    for name, path in result.plots.items():
+        assert path.parent == out and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert (out / "evaluation.md").is_file() and (out / "metrics.json").is_file()
+
+
+def test_evaluate_accepts_any_predictor(tiny_run: tuple[DemandTrainResult, Path]) -> None:
+    result, _ = tiny_run
+    own = result.evaluate(torch_predictor(result.model))
+    assert set(own) >= HOLDOUT_KEYS
+    for key, value in own.items():
+        assert value == pytest.approx(result.metrics[key], nan_ok=True), key
+    naive = result.evaluate(seasonal_naive)
+    for key in HOLDOUT_KEYS:
+        assert naive[key] == pytest.approx(result.metrics[f"seasonal_naive_{key}"]), key
+
+
+def test_deterministic_under_the_seed(
+    tiny_run: tuple[DemandTrainResult, Path], small_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    first, _ = tiny_run
+    threads = torch.get_num_threads()
+    again = train_demand(small_frame, DemandConfig.tiny(), tmp_path)
+    assert torch.get_num_threads() == threads  # training restores the thread count
+    a, b = first.model.state_dict(), again.model.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    volatile = {"train_seconds"}
+    assert {k: v for k, v in first.metrics.items() if k not in volatile} == pytest.approx(
+        {k: v for k, v in again.metrics.items() if k not in volatile}, nan_ok=True
+    )
+    assert first.fingerprint == again.fingerprint
+
+
+def test_fingerprint(small_frame: pd.DataFrame) -> None:
+    shuffled = small_frame.sample(frac=1.0, random_state=0)
+    assert fingerprint(shuffled) == fingerprint(small_frame)
+    changed = small_frame.copy()
+    changed.loc[changed.index[10], "demand_kg"] += 1.0
+    assert fingerprint(changed) != fingerprint(small_frame)
+    assert len(fingerprint(small_frame)) == 64
+
+
+def test_rolling_off_keeps_the_metric_keys(
+    tiny_run: tuple[DemandTrainResult, Path], small_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    config = dataclasses.replace(DemandConfig.tiny(), rolling=False)
+    result = train_demand(small_frame, config, tmp_path)
+    assert result.metrics.keys() == tiny_run[0].metrics.keys()
+    assert math.isnan(result.metrics["rolling_mase"]) and result.params["rolling_origins"] == 0
+    assert result.metrics["mase"] == pytest.approx(tiny_run[0].metrics["mase"])  # same model
+
+
+def test_too_little_data_is_a_clear_error(small_frame: pd.DataFrame, tmp_path: Path) -> None:
+    short = small_frame[small_frame["date"] < small_frame["date"].min() + pd.Timedelta(days=90)]
+    with pytest.raises(ValueError, match="no training windows"):
+        train_demand(short, DemandConfig.tiny(), tmp_path)
