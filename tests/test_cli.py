@@ -47,3 +47,15 @@ def test_prod_refuses_demo_data_and_weak_admin_key(tmp_path: Path) -> None:
     assert "refuses demo users" in result.stderr
     with pytest.raises(ValidationError, match="at least 32 characters"):
         Settings(env="prod", admin_api_key="short")
+
+
+def test_models_commands_explain_themselves(tmp_path: Path) -> None:
+    store = {"PAMTALK_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    empty = run("models", "list", cwd=tmp_path, **store)
+    assert empty.returncode == 0 and "no registered models yet" in empty.stdout
+    unknown = run("models", "promote", "pamtalk-nothing", "1", cwd=tmp_path, **store)
+    assert unknown.returncode == 1 and "unknown model" in unknown.stderr
+    no_history = run("models", "rollback", "pamtalk-esg", cwd=tmp_path, **store)
+    assert no_history.returncode == 1 and "no registered versions" in no_history.stderr
+    bad_kind = run("train", "weather", cwd=tmp_path, **store)
+    assert bad_kind.returncode == 2 and "demand or esg" in bad_kind.stderr

@@ -89,7 +89,10 @@ def resolve(client: MlflowClient, name: str, alias: str = CHAMPION) -> Resolved 
 
 
 def _history(client: MlflowClient, name: str) -> list[str]:
-    raw = client.get_registered_model(name).tags.get(HISTORY_TAG)
+    try:
+        raw = client.get_registered_model(name).tags.get(HISTORY_TAG)
+    except MlflowException as exc:
+        raise NotFound(f"{name} has no registered versions yet") from exc
     return list(json.loads(raw)) if raw else []
 
 
