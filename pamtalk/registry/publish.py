@@ -48,7 +48,8 @@ def register(client: MlflowClient, settings: Settings, candidate: Candidate) -> 
                 "fingerprint": candidate.fingerprint,
                 "git_commit": git_commit(),
                 "main_metric": contract.main_metric,
-                "int8": "yes" if candidate.int8 else "no",
+                # whether serving may use the int8 file (it is logged either way)
+                "int8": "yes" if candidate.int8_ok else "no",
             }
         )
         mlflow.log_params(candidate.params)

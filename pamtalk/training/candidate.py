@@ -30,13 +30,14 @@ class ParityError(RuntimeError):
 class Candidate:
     contract: ModelContract
     fp32: Path
-    int8: Path | None  # None when quantization cost more than INT8_MAX_WORSE
+    int8: Path | None  # the int8 export, logged as a reference even when not served
     metrics: dict[str, float]
     params: dict[str, Any]
     example_inputs: tuple[np.ndarray, ...]
     fingerprint: str
     table: str
     plots: dict[str, Path] = field(default_factory=dict)
+    int8_ok: bool = False  # within INT8_MAX_WORSE: serving may use it on CPU
     report: str = ""
 
 
@@ -93,7 +94,11 @@ def build(
             f"({fp32_relative:.1e} of the example's scale beyond {FP32_ATOL}; allowed {FP32_RTOL})",
             f"int8: max |ORT int8 - torch| = {int8_diff:.3g}; {main} {fp32_metrics[main]:.4f} -> "
             f"{int8_metrics[main]:.4f} ({worse:+.2%}); "
-            + ("kept" if accepted else f"dropped (worse than {INT8_MAX_WORSE:.0%})"),
+            + (
+                "served on CPU"
+                if accepted
+                else f"kept for reference, not served (worse than {INT8_MAX_WORSE:.0%})"
+            ),
             *(
                 f"CPU latency batch {b}: fp32 {speed['fp32'][b]:.3f} ms, int8 "
                 f"{speed['int8'][b]:.3f} ms (x{speed['fp32'][b] / speed['int8'][b]:.2f})"
@@ -101,12 +106,11 @@ def build(
             ),
         ]
     )
-    if not accepted:
-        int8.unlink()
     return Candidate(
         contract=contract,
         fp32=fp32,
-        int8=int8 if accepted else None,
+        int8=int8,
+        int8_ok=accepted,
         metrics=metrics,
         params=params,
         example_inputs=tuple(np.asarray(a, np.float32) for a in example_inputs),

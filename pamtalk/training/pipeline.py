@@ -6,16 +6,62 @@ candidate = build_candidate("demand", data=Path("../shared/data/jeju/train.csv")
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from torch import nn
 
 from pamtalk.models import contract
+from pamtalk.models.demand.data import load_csv
+from pamtalk.models.demand.synthetic import synthetic
 from pamtalk.training import candidate
 from pamtalk.training.candidate import Candidate
+from pamtalk.training.demand import DemandConfig, train_demand
+from pamtalk.training.esg import EsgConfig, train_esg
 
 Kind = Literal["demand", "esg"]
 JEJU = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "jeju" / "train.csv"
+
+
+class Trained(Protocol):
+    """What both training functions return (DemandTrainResult, EsgTrainResult)."""
+
+    model: nn.Module
+    metrics: dict[str, float]
+    table: str
+    example_inputs: tuple[np.ndarray, np.ndarray]
+    eval_inputs: tuple[np.ndarray, np.ndarray]
+    plots: dict[str, Path]
+    fingerprint: str
+    params: dict[str, Any]
+
+    @property
+    def evaluate(
+        self,
+    ) -> Callable[[Callable[[np.ndarray, np.ndarray], np.ndarray]], dict[str, float]]: ...
+
+
+def _train_demand(out_dir: Path, data: Path | None, epochs: int | None, tiny: bool) -> Trained:
+    config = DemandConfig.tiny() if tiny else DemandConfig()
+    if epochs is not None:
+        config = replace(config, epochs=epochs)
+    if data is not None:
+        frame = load_csv(data)
+    elif tiny:
+        frame = synthetic(n_series=12, days=500, seed=config.seed)
+    else:
+        frame = synthetic(seed=config.seed)
+    return train_demand(frame, config, out_dir)
+
+
+def _train_esg(out_dir: Path, epochs: int | None, tiny: bool) -> Trained:
+    config = EsgConfig.tiny() if tiny else EsgConfig()
+    if epochs is not None:
+        config = replace(config, epochs=epochs)
+    return train_esg(config, out_dir)
 
 
 def build_candidate(
@@ -28,30 +74,9 @@ def build_candidate(
 ) -> Candidate:
     out_dir.mkdir(parents=True, exist_ok=True)
     if kind == "demand":
-        from pamtalk.models.demand import data as demand_data
-        from pamtalk.training.demand import DemandConfig, train_demand
-
-        config = DemandConfig.tiny() if tiny else DemandConfig()
-        if epochs is not None:
-            config = replace(config, epochs=epochs)
-        if data is not None:
-            frame = demand_data.load_csv(data)
-        else:
-            frame = (
-                demand_data.synthetic(seed=config.seed)
-                if not tiny
-                else demand_data.synthetic(n_series=12, days=500, seed=config.seed)
-            )
-        result = train_demand(frame, config, out_dir)
-        spec = contract.DEMAND
+        result, spec = _train_demand(out_dir, data, epochs, tiny), contract.DEMAND
     else:
-        from pamtalk.training.esg import EsgConfig, train_esg
-
-        esg_config = EsgConfig.tiny() if tiny else EsgConfig()
-        if epochs is not None:
-            esg_config = replace(esg_config, epochs=epochs)
-        result = train_esg(esg_config, out_dir)  # type: ignore[assignment]
-        spec = contract.ESG
+        result, spec = _train_esg(out_dir, epochs, tiny), contract.ESG
     return candidate.build(
         result.model,
         spec,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -8,7 +9,7 @@ from mlflow import MlflowClient
 from pamtalk.errors import Conflict, NotFound
 from pamtalk.models.contract import ESG, TensorSpec
 from pamtalk.registry import promote
-from pamtalk.registry.gates import GatePolicy
+from pamtalk.registry.gates import GatePolicy, Review, first_failure
 from tests.registry.conftest import Register, TinyEsg
 
 NAME = "pamtalk-esg"
@@ -83,3 +84,14 @@ def test_unknown_model_and_version(client: MlflowClient, register: Register) -> 
         promote.promote(client, "pamtalk-nothing", "1")
     with pytest.raises(NotFound):
         promote.promote(client, NAME, "99")
+
+
+def test_loads_gate_refuses_a_corrupt_file(tmp_path: Path) -> None:
+    corrupt = tmp_path / "model.onnx"
+    corrupt.write_bytes(b"not an onnx graph")
+    review = Review(
+        contract=ESG, onnx_path=corrupt, metrics={"mae_complete": 0.1}, champion_metrics=None
+    )
+    failure = first_failure(review, GatePolicy())
+    assert failure is not None and failure[0] == "loads"
+    assert "cannot load" in failure[1]
