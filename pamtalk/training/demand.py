@@ -31,7 +31,6 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +58,16 @@ from pamtalk.models.demand.features import Panel, build_inputs, to_panel, window
 from pamtalk.models.demand.network import DemandNet, parameter_count
 from pamtalk.models.demand.plots import plot_forecasts, plot_learning_curve
 from pamtalk.models.demand.synthetic import synthetic
-from pamtalk.training.loop import Batch, FitConfig, FitResult, batches, fit, seed_everything
+from pamtalk.training.loop import (
+    Batch,
+    FitConfig,
+    FitResult,
+    batches,
+    fit,
+    seed_everything,
+    torch_threads,
+)
+from pamtalk.training.result import TrainResult
 
 __all__ = ["DemandConfig", "DemandTrainResult", "build_inputs", "train_demand"]
 
@@ -114,17 +122,7 @@ class DemandConfig:
         )
 
 
-@dataclass
-class DemandTrainResult:
-    model: nn.Module  # eval mode; forward(history, calendar) -> quantiles (contract DEMAND)
-    metrics: dict[str, float]
-    table: str
-    example_inputs: tuple[np.ndarray, np.ndarray]  # float32 (history, calendar), ~8 windows
-    eval_inputs: tuple[np.ndarray, np.ndarray]  # the hold-out windows, one per series
-    evaluate: Callable[[Predictor], dict[str, float]]  # hold-out metrics of any predictor
-    plots: dict[str, Path]
-    fingerprint: str
-    params: dict[str, Any]
+DemandTrainResult = TrainResult
 
 
 # ----------------------------------------------------------------------------- data
@@ -263,12 +261,8 @@ BASELINES: dict[str, Predictor] = {
 
 
 def train_demand(frame: pd.DataFrame, config: DemandConfig, out_dir: Path) -> DemandTrainResult:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         return _train_demand(frame, config, Path(out_dir))
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train_demand(frame: pd.DataFrame, config: DemandConfig, out_dir: Path) -> DemandTrainResult:

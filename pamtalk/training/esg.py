@@ -23,11 +23,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -37,7 +35,15 @@ from torch import nn
 from pamtalk.models import contract
 from pamtalk.models.esg import factors, features, methodology, profiles
 from pamtalk.models.esg.network import EsgNet, pinball_loss
-from pamtalk.training.loop import Batch, FitConfig, batches, fit, seed_everything
+from pamtalk.training.loop import (
+    Batch,
+    FitConfig,
+    batches,
+    fit,
+    seed_everything,
+    torch_threads,
+)
+from pamtalk.training.result import TrainResult
 
 Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 SCORES = contract.ESG_SCORES
@@ -84,17 +90,7 @@ class EsgConfig:
         )
 
 
-@dataclass
-class EsgTrainResult:
-    model: nn.Module  # eval mode; forward(practices, mask) -> scores (contract ESG)
-    metrics: dict[str, float]
-    table: str
-    example_inputs: tuple[np.ndarray, np.ndarray]
-    eval_inputs: tuple[np.ndarray, np.ndarray]  # complete inputs
-    evaluate: Callable[[Predict], dict[str, float]]
-    plots: dict[str, Path] = field(default_factory=dict)
-    fingerprint: str = ""
-    params: dict[str, Any] = field(default_factory=dict)
+EsgTrainResult = TrainResult
 
 
 # --- 1-3. Data -------------------------------------------------------------------------------
@@ -294,16 +290,6 @@ def plot_learning_curve(history: list[dict[str, float]], path: Path) -> Path:
 
 
 # --- The pipeline ----------------------------------------------------------------------------
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def train_esg(config: EsgConfig, out_dir: Path) -> EsgTrainResult:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import copy
 import math
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +40,18 @@ class FitResult:
     best_state: dict[str, torch.Tensor]
     best_epoch: int
     history: list[dict[str, float]] = field(default_factory=list)  # epoch, train, val
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Torch intra-op threads for a block. Small networks lose little with one, and on a
+    shared 2-core machine OpenMP spin-waiting of two busy processes slows each ~100x."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def seed_everything(seed: int) -> None:

@@ -4,7 +4,7 @@ contract's names/shapes/dtypes, and ONNX Runtime against PyTorch on the same inp
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from pamtalk.models.contract import ModelContract
+from pamtalk.training.result import Predictor
 
 OPSET = 17
 _ONNX_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT64: "int64"}
@@ -104,9 +105,6 @@ def session(
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), options, providers=list(providers))
-
-
-Predictor = Callable[..., np.ndarray]
 
 
 def predictor(sess: ort.InferenceSession, contract: ModelContract) -> Predictor:

@@ -6,13 +6,9 @@ candidate = build_candidate("demand", data=Path("../shared/data/jeju/train.csv")
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
-
-import numpy as np
-from torch import nn
+from typing import Literal
 
 from pamtalk.models import contract
 from pamtalk.models.demand.data import load_csv
@@ -21,30 +17,13 @@ from pamtalk.training import candidate
 from pamtalk.training.candidate import Candidate
 from pamtalk.training.demand import DemandConfig, train_demand
 from pamtalk.training.esg import EsgConfig, train_esg
+from pamtalk.training.result import TrainResult
 
 Kind = Literal["demand", "esg"]
 JEJU = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "jeju" / "train.csv"
 
 
-class Trained(Protocol):
-    """What both training functions return (DemandTrainResult, EsgTrainResult)."""
-
-    model: nn.Module
-    metrics: dict[str, float]
-    table: str
-    example_inputs: tuple[np.ndarray, np.ndarray]
-    eval_inputs: tuple[np.ndarray, np.ndarray]
-    plots: dict[str, Path]
-    fingerprint: str
-    params: dict[str, Any]
-
-    @property
-    def evaluate(
-        self,
-    ) -> Callable[[Callable[[np.ndarray, np.ndarray], np.ndarray]], dict[str, float]]: ...
-
-
-def _train_demand(out_dir: Path, data: Path | None, epochs: int | None, tiny: bool) -> Trained:
+def _train_demand(out_dir: Path, data: Path | None, epochs: int | None, tiny: bool) -> TrainResult:
     config = DemandConfig.tiny() if tiny else DemandConfig()
     if epochs is not None:
         config = replace(config, epochs=epochs)
@@ -57,7 +36,7 @@ def _train_demand(out_dir: Path, data: Path | None, epochs: int | None, tiny: bo
     return train_demand(frame, config, out_dir)
 
 
-def _train_esg(out_dir: Path, epochs: int | None, tiny: bool) -> Trained:
+def _train_esg(out_dir: Path, epochs: int | None, tiny: bool) -> TrainResult:
     config = EsgConfig.tiny() if tiny else EsgConfig()
     if epochs is not None:
         config = replace(config, epochs=epochs)

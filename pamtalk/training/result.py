@@ -1,0 +1,28 @@
+"""What a model's training returns: the trained network, its evaluation, and what the
+export pipeline needs (example and held-out inputs, and a way to re-evaluate any predictor)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+# predict(*inputs) -> the model's output, e.g. an ONNX Runtime session wrapped as a function.
+Predictor = Callable[..., np.ndarray]
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module  # eval mode; forward(*inputs) follows the model's contract
+    metrics: dict[str, float]
+    table: str  # printable evaluation table
+    example_inputs: tuple[np.ndarray, np.ndarray]  # a small float32 batch
+    eval_inputs: tuple[np.ndarray, np.ndarray]  # the held-out inputs
+    evaluate: Callable[[Predictor], dict[str, float]]  # held-out metrics of any predictor
+    plots: dict[str, Path] = field(default_factory=dict)
+    fingerprint: str = ""  # sha256 of the training data
+    params: dict[str, Any] = field(default_factory=dict)
