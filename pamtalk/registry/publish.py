@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mlflow
 import onnx
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
@@ -77,7 +78,7 @@ def train_and_register(
     kind: Kind,
     *,
     out_dir: Path,
-    data: Path | None = None,
+    data: Path | pd.DataFrame | None = None,
     epochs: int | None = None,
     tiny: bool = False,
 ) -> tuple[Candidate, str]:

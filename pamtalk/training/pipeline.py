@@ -10,6 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
+import pandas as pd
+
 from pamtalk.models import contract
 from pamtalk.models.demand.data import load_csv
 from pamtalk.models.demand.synthetic import synthetic
@@ -23,11 +25,15 @@ Kind = Literal["demand", "esg"]
 JEJU = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "jeju" / "train.csv"
 
 
-def _train_demand(out_dir: Path, data: Path | None, epochs: int | None, tiny: bool) -> TrainResult:
+def _train_demand(
+    out_dir: Path, data: Path | pd.DataFrame | None, epochs: int | None, tiny: bool
+) -> TrainResult:
     config = DemandConfig.tiny() if tiny else DemandConfig()
     if epochs is not None:
         config = replace(config, epochs=epochs)
-    if data is not None:
+    if isinstance(data, pd.DataFrame):
+        frame = data
+    elif data is not None:
         frame = load_csv(data)
     elif tiny:
         frame = synthetic(n_series=12, days=500, seed=config.seed)
@@ -47,7 +53,7 @@ def build_candidate(
     kind: Kind,
     *,
     out_dir: Path,
-    data: Path | None = None,
+    data: Path | pd.DataFrame | None = None,
     epochs: int | None = None,
     tiny: bool = False,
 ) -> Candidate:
