@@ -63,8 +63,10 @@ class ActiveUsers:
         self._last_seen: dict[int, float] = {}
 
     def seen(self, user_id: int, now: float) -> None:
+        # Re-inserting keeps the dict ordered by last sighting, so the stale ones are in front.
+        self._last_seen.pop(user_id, None)
         self._last_seen[user_id] = now
         cutoff = now - self._window
-        if len(self._last_seen) > 1 and next(iter(self._last_seen.values())) < cutoff:
-            self._last_seen = {u: t for u, t in self._last_seen.items() if t >= cutoff}
+        while (oldest := next(iter(self._last_seen.items())))[1] < cutoff:
+            del self._last_seen[oldest[0]]
         ACTIVE_USERS.set(len(self._last_seen))
