@@ -7,10 +7,8 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,15 +16,10 @@ import httpx
 import pytest
 
 from pamtalk.settings import Settings
+from tests import services
 from tests.conftest import ADMIN_KEY, Stack, _reset
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LiveServer:
@@ -59,7 +52,7 @@ def live_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Itera
     )
     assert "already has farms" in init.stdout and "admin API key" in init.stdout
 
-    port = free_port()
+    port = services.free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -69,17 +62,7 @@ def live_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Itera
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail(f"server did not become ready: {log.read_text()[-2000:]}")
+    services.wait_until_up(f"{url}/readyz", process, log, timeout=60)
     yield LiveServer(url, process, log)
     process.terminate()
     process.wait(timeout=20)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -26,9 +25,7 @@ class RedisProcess:
     """A private redis-server on a spare port that the test can stop and restart."""
 
     def __init__(self) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = services.free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

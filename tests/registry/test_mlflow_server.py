@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from pamtalk.models.contract import ESG
@@ -18,15 +15,14 @@ from pamtalk.registry import promote, publish, store
 from pamtalk.settings import Settings
 from pamtalk.training import onnx_export
 from pamtalk.training.candidate import Candidate
+from tests import services
 from tests.registry.conftest import TinyEsg, example_inputs
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("mlflow-server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = services.free_port()
     mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent))
     assert mlflow is not None
     log = (root / "server.log").open("wb")
@@ -49,16 +45,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("mlflow server did not start: " + (root / "server.log").read_text()[-2000:])
+    services.wait_until_up(f"{url}/health", process, root / "server.log", timeout=120)
     yield url
     process.terminate()
     process.wait(timeout=30)
