@@ -26,6 +26,26 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     admin_api_key: str | None = None
 
+    # Serving (pamtalk/serving): the dynamic batcher, per model version
+    serving_max_batch_size: int = Field(default=64, ge=1)
+    serving_max_wait_ms: float = Field(default=2.0, ge=0)
+    serving_max_queue_rows: int = Field(default=4096, ge=1)
+    serving_parallelism: int = Field(default=2, ge=1)  # batches in flight per version
+    serving_timeout_s: float = Field(default=5.0, gt=0)  # per request, queue + compute
+    serving_threads: int = Field(default=1, ge=0)  # ONNX Runtime intra-op threads; 0 = all
+    serving_precision: Literal["auto", "fp32", "int8"] = "auto"
+    serving_warmup_batches: list[int] = [1, 8, 64]
+    model_watch_interval: float = Field(default=30.0, ge=0)  # seconds; 0 = never re-check
+
+    # Ray Serve backend (RAY_ADDRESS picks an existing cluster; unset starts a local one)
+    ray_min_replicas: int = Field(default=1, ge=0)
+    ray_max_replicas: int = Field(default=2, ge=1)
+    ray_target_ongoing_requests: float = Field(default=4, gt=0)
+    ray_max_ongoing_requests: int = Field(default=16, ge=1)
+    ray_max_queued_requests: int = Field(default=64, ge=1)
+    ray_num_cpus: float = Field(default=0.5, ge=0)
+    ray_num_gpus: float = Field(default=0.0, ge=0)  # fractions share a GPU between replicas
+
     # HTTP
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: str = "INFO"

@@ -57,13 +57,21 @@ async def stack(
         await services.drop_database(url)
 
 
+@pytest.fixture(scope="session")
+def empty_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An MLflow store with no models: API tests that do not predict start no model."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+
+
 @pytest.fixture
-def settings(stack: Stack) -> Settings:
+def settings(stack: Stack, empty_registry: str) -> Settings:
     return Settings(
         env="test",
         database_url=stack.database_url,
         redis_url=stack.redis_url,
         admin_api_key=ADMIN_KEY,
+        mlflow_tracking_uri=empty_registry,
+        model_watch_interval=0,
     )
 
 

@@ -11,12 +11,13 @@ from sqlalchemy import event
 
 from pamtalk import __version__
 from pamtalk.api import errors
-from pamtalk.api.cache import create_cache
 from pamtalk.api.db.session import create_engine, create_session_factory
 from pamtalk.api.metrics import DB_POOL
 from pamtalk.api.middleware import RequestMiddleware
 from pamtalk.api.routes import auth, dashboard, farms, health, transactions, users
 from pamtalk.api.state import AppState
+from pamtalk.cache import create_cache
+from pamtalk.serving.service import PredictorService
 from pamtalk.settings import Settings
 
 
@@ -32,10 +33,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine=engine,
             sessions=create_session_factory(engine),
             cache=create_cache(settings.redis_url),
+            predictor=PredictorService(settings),
         )
+        await app.state.pamtalk.predictor.start()
         try:
             yield
         finally:
+            await app.state.pamtalk.predictor.close()
             await app.state.pamtalk.cache.close()
             await engine.dispose()
 

@@ -10,9 +10,9 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pamtalk.api.cache import Cache, CacheUnavailable
 from pamtalk.api.db.models import ApiKey, Role, User
 from pamtalk.api.security import API_KEY_PREFIX, digest
+from pamtalk.cache import Cache, CacheUnavailable
 from pamtalk.errors import Unauthorized
 from pamtalk.settings import Settings
 

@@ -11,11 +11,12 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pamtalk.api import auth, context
-from pamtalk.api.cache import Cache
 from pamtalk.api.db.models import Role
 from pamtalk.api.schemas.common import MAX_ID
 from pamtalk.api.state import AppState
+from pamtalk.cache import Cache
 from pamtalk.errors import Forbidden, Unauthorized
+from pamtalk.serving.service import PredictorService
 from pamtalk.settings import Settings
 
 
@@ -36,6 +37,10 @@ async def get_cache(state: StateDep) -> Cache:
     return state.cache
 
 
+async def get_predictor(state: StateDep) -> PredictorService:
+    return state.predictor
+
+
 async def get_db(state: StateDep) -> AsyncIterator[AsyncSession]:
     async with state.sessions() as session:
         yield session
@@ -43,6 +48,7 @@ async def get_db(state: StateDep) -> AsyncIterator[AsyncSession]:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CacheDep = Annotated[Cache, Depends(get_cache)]
+PredictorDep = Annotated[PredictorService, Depends(get_predictor)]
 DbDep = Annotated[AsyncSession, Depends(get_db)]
 
 

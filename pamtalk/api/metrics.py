@@ -39,11 +39,6 @@ DB_POOL = Gauge(
 CELERY_QUEUE_LENGTH = Gauge(
     "celery_task_queue_length", "Tasks waiting per queue", ["queue"], multiprocess_mode="max"
 )
-CACHE_REQUESTS = Counter(
-    "cache_requests",
-    "Cache lookups by namespace and result (hit, miss, error)",
-    ["namespace", "result"],
-)
 ERRORS_TOTAL = Counter("errors", "Error responses by code", ["code"])
 
 

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pamtalk.api.cache import Cache
 from pamtalk.api.db.session import SessionFactory
 from pamtalk.api.metrics import ActiveUsers
+from pamtalk.cache import Cache
+from pamtalk.serving.service import PredictorService
 from pamtalk.settings import Settings
 
 
@@ -18,4 +19,5 @@ class AppState:
     engine: AsyncEngine
     sessions: SessionFactory
     cache: Cache
+    predictor: PredictorService
     active_users: ActiveUsers = field(default_factory=ActiveUsers)

@@ -120,6 +120,9 @@ def promote(
     if champion is not None and (not history or history[-1] != str(champion.version)):
         history.append(str(champion.version))
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps([*history, str(version)]))
+    challenger = by_alias(client, name, CHALLENGER)
+    if challenger is not None and str(challenger.version) == str(version):
+        end_canary(client, name)  # the rollout is complete
 
 
 def rollback(client: MlflowClient, name: str) -> str:
@@ -167,3 +170,75 @@ def list_versions(client: MlflowClient, name: str | None = None) -> list[Version
                 )
             )
     return sorted(rows, key=lambda r: (r.name, int(r.version)))
+
+
+# Canary and shadow: the challenger alias plus the rollout, kept as tags of the registered
+# model so that every serving process (and Ray replica front) reads the same plan.
+CANARY_PERCENT_TAG = "canary_percent"
+CANARY_MODE_TAG = "canary_mode"  # "split" (challenger answers P %) or "shadow" (scores a copy)
+
+
+@dataclass(frozen=True)
+class Rollout:
+    champion: str | None
+    challenger: str | None
+    percent: int
+    mode: str
+
+
+def rollout(client: MlflowClient, name: str) -> Rollout:
+    """What serving should run for ``name``: champion, challenger and the split."""
+    try:
+        registered = client.get_registered_model(name)
+    except MlflowException:
+        return Rollout(None, None, 0, "split")
+    aliases = registered.aliases or {}
+    champion, challenger = aliases.get(CHAMPION), aliases.get(CHALLENGER)
+    tags = registered.tags or {}
+    return Rollout(
+        str(champion) if champion is not None else None,
+        str(challenger) if challenger is not None else None,
+        int(tags.get(CANARY_PERCENT_TAG, "0")) if challenger is not None else 0,
+        tags.get(CANARY_MODE_TAG, "split"),
+    )
+
+
+def canary(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    percent: int,
+    shadow: bool = False,
+    policy: GatePolicy = GatePolicy(),
+) -> None:
+    """Make ``version`` the challenger taking ``percent`` % of traffic (sticky per request
+    key), or, with ``shadow``, scoring a copy of ``percent`` % while the champion answers.
+    The challenger passes every gate but the metric one: a canary is how that is judged live."""
+    contract = contract_of(name)
+    if not 0 <= percent <= 100:
+        raise Conflict(f"--percent must be 0-100, got {percent}")
+    mv = version_of(client, name, version)
+    champion = by_alias(client, name, CHAMPION)
+    if champion is not None and str(champion.version) == str(version):
+        raise Conflict(f"{name} version {version} is already the champion")
+    review = Review(
+        contract=contract,
+        onnx_path=download(client, mv).fp32,
+        metrics=_run(client, mv).data.metrics,
+        champion_metrics=None,
+    )
+    if (failure := first_failure(review, policy)) is not None:
+        gate, reason = failure
+        raise PromotionRefused(
+            gate, f"{name} version {version} refused by the {gate} gate: {reason}"
+        )
+    client.set_registered_model_tag(name, CANARY_PERCENT_TAG, str(percent))
+    client.set_registered_model_tag(name, CANARY_MODE_TAG, "shadow" if shadow else "split")
+    client.set_registered_model_alias(name, CHALLENGER, str(version))
+
+
+def end_canary(client: MlflowClient, name: str) -> None:
+    contract_of(name)
+    if by_alias(client, name, CHALLENGER) is not None:
+        client.delete_registered_model_alias(name, CHALLENGER)
+    client.set_registered_model_tag(name, CANARY_PERCENT_TAG, "0")

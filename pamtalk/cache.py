@@ -18,10 +18,10 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 import orjson
+from prometheus_client import Counter
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from pamtalk.api.metrics import CACHE_REQUESTS
 from pamtalk.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,13 @@ T = TypeVar("T")
 # Namespaces shared by the writers that invalidate them and the readers that fill them.
 FARMS_NS = "farms"
 DASHBOARD_NS = "dashboard"
+
+
+CACHE_REQUESTS = Counter(
+    "cache_requests",
+    "Cache lookups by namespace and result (hit, miss, error)",
+    ["namespace", "result"],
+)
 
 
 class CacheUnavailable(ServiceUnavailable):

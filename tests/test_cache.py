@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from pamtalk.api.cache import MemoryCache, cached, generation, invalidate
+from pamtalk.cache import MemoryCache, cached, generation, invalidate
 
 
 class Clock:

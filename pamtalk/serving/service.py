@@ -1,0 +1,286 @@
+"""The predictor service: the one data plane behind REST, the Open Inference Protocol and
+batch scoring. It owns which versions are up (following the MLflow aliases), routing between
+them, and per-version metrics.
+
+    service = PredictorService(settings)
+    await service.start()                 # loads each champion (and challenger), then watches
+    result = await service.infer("pamtalk-esg", [practices, mask], key="user-7")
+    result.version, result.outputs[0]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from mlflow import MlflowClient
+
+from pamtalk.errors import NotFound, ServiceUnavailable
+from pamtalk.gpu.providers import CPU, choose
+from pamtalk.models.contract import CONTRACTS, ModelContract
+from pamtalk.registry import promote, store
+from pamtalk.serving.deployment import Backend, Deployment, LocalBackend
+from pamtalk.serving.metrics import MODEL_VERSION_INFO, PREDICTIONS, SHADOW_DIVERGENCE
+from pamtalk.serving.router import Role, Routes
+from pamtalk.serving.runtime import Artifact, check_inputs
+from pamtalk.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Inference:
+    model: str
+    version: str
+    role: Role
+    outputs: list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class Served:
+    model: str
+    version: str
+    role: str
+    precision: str
+    device: str
+
+
+def make_backend(settings: Settings) -> Backend:
+    if settings.serving_backend == "ray":
+        from pamtalk.serving.ray_backend import RayBackend  # Ray is heavy: only when asked
+
+        backend: Backend = RayBackend(settings)
+        return backend
+    return LocalBackend(settings)
+
+
+def fetch(client: MlflowClient, settings: Settings, name: str, version: str) -> Artifact:
+    """Download ``version`` and pick its precision: int8 where its run says int8 is as good
+    (tag int8=yes) and the model runs on the CPU; dynamic int8 ops have no GPU kernels."""
+    resolved = promote.download(client, promote.version_of(client, name, version))
+    on_cpu = choose(settings.device)[0][0] == CPU
+    wants_int8 = settings.serving_precision == "int8" or (
+        settings.serving_precision == "auto" and on_cpu
+    )
+    if wants_int8 and resolved.int8 is not None:
+        return Artifact(name, version, resolved.int8, "int8")
+    return Artifact(name, version, resolved.fp32, "fp32")
+
+
+class Lease:
+    """The deployments a request picked, held until it finishes so that a swap retires them
+    only afterwards."""
+
+    def __init__(
+        self,
+        service: PredictorService,
+        deployment: Deployment,
+        role: Role,
+        shadow: Deployment | None,
+    ) -> None:
+        self._service, self.deployment, self.role, self.shadow = service, deployment, role, shadow
+
+    @property
+    def version(self) -> str:
+        return self.deployment.version
+
+    async def infer(self, inputs: Sequence[np.ndarray]) -> Inference:
+        deployment = self.deployment
+        rows = check_inputs(deployment.contract, inputs)
+        outputs = await deployment.infer(inputs, rows)
+        PREDICTIONS.labels(deployment.name, deployment.version, self.role).inc()
+        if self.shadow is not None:
+            self._service.shadow(self.shadow, inputs, rows, outputs, deployment.version)
+        return Inference(deployment.name, deployment.version, self.role, outputs)
+
+
+class PredictorService:
+    def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
+        self.settings = settings
+        self.backend = backend or make_backend(settings)
+        self.routes = {name: Routes() for name in CONTRACTS}
+        self._client: MlflowClient | None = None
+        self._sync_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
+        self._watcher: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.sync_all()
+        if self.settings.model_watch_interval > 0:
+            self._watcher = asyncio.create_task(self._watch())
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        for routes in self.routes.values():
+            for deployment in {d for d in (routes.champion, routes.challenger) if d}:
+                await deployment.retire()
+            routes.champion = routes.challenger = None
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.backend.close()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.model_watch_interval)
+            await self.sync_all()
+
+    async def sync_all(self) -> None:
+        for name in self.routes:
+            try:
+                await self.sync(name)
+            except Exception:
+                # A registry hiccup must not take serving down: keep what runs, retry later.
+                log.exception("could not sync %s with the registry", name)
+
+    async def sync(self, name: str) -> None:
+        """Bring ``name``'s deployments in line with its aliases: a new version is loaded and
+        warmed up before it is swapped in; the old one retires after its last request."""
+        async with self._sync_lock:
+            client = await self._registry()
+            plan = await asyncio.to_thread(promote.rollout, client, name)
+            routes = self.routes[name]
+            before = {d for d in (routes.champion, routes.challenger) if d}
+            for role, want in (("champion", plan.champion), ("challenger", plan.challenger)):
+                have: Deployment | None = getattr(routes, role)
+                if (have.version if have else None) == want:
+                    continue
+                new = None
+                if want is not None:
+                    new = routes.version(want) or await self._deploy(client, name, want)
+                    log.info("serving %s v%s as %s", name, want, role)
+                setattr(routes, role, new)
+            routes.percent, routes.mode = plan.percent, plan.mode
+            after = {d for d in (routes.champion, routes.challenger) if d}
+            for retired in before - after:
+                log.info("retiring %s v%s", name, retired.version)
+                self._spawn(retired.retire())
+            self._publish_versions(name, before | after)
+
+    async def _deploy(self, client: MlflowClient, name: str, version: str) -> Deployment:
+        artifact = await asyncio.to_thread(fetch, client, self.settings, name, version)
+        return await self.backend.deploy(artifact, CONTRACTS[name])
+
+    async def _registry(self) -> MlflowClient:
+        if self._client is None:
+            self._client = await asyncio.to_thread(store.connect, self.settings)
+        return self._client
+
+    def _publish_versions(self, name: str, deployments: set[Deployment]) -> None:
+        routes = self.routes[name]
+        for deployment in deployments:
+            role = (
+                "champion"
+                if deployment is routes.champion
+                else "challenger"
+                if deployment is routes.challenger
+                else None
+            )
+            for r in ("champion", "challenger"):
+                labels = (name, deployment.version, r, deployment.artifact.precision)
+                MODEL_VERSION_INFO.labels(*labels, deployment.device).set(1 if r == role else 0)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- the data plane --------------------------------------------------------------------
+
+    def contract(self, name: str) -> ModelContract:
+        if name not in self.routes:
+            raise NotFound(f"unknown model {name!r}; models: {', '.join(self.routes)}")
+        return CONTRACTS[name]
+
+    def deployment(self, name: str, version: str | None = None) -> Deployment:
+        """The champion (or the given version) if it is being served; NotFound/503 otherwise."""
+        self.contract(name)
+        routes = self.routes[name]
+        if version is None:
+            if routes.champion is None:
+                raise ServiceUnavailable(
+                    f"{name} has no champion loaded yet: train and promote one "
+                    f"(pamtalk train, pamtalk models promote)"
+                )
+            return routes.champion
+        found = routes.version(version)
+        if found is None:
+            served = [d.version for d in (routes.champion, routes.challenger) if d]
+            raise NotFound(
+                f"{name} version {version} is not being served "
+                f"(serving: {', '.join(served) or 'none'})"
+            )
+        return found
+
+    @contextlib.asynccontextmanager
+    async def lease(
+        self, name: str, key: str | None = None, version: str | None = None
+    ) -> AsyncIterator[Lease]:
+        """Pick the version that answers (sticky per ``key``) and hold it for the request."""
+        shadow: Deployment | None = None
+        role: Role = "pinned"
+        if version is not None:
+            deployment = self.deployment(name, version)
+        else:
+            self.deployment(name)  # raises if nothing is served
+            picked, role, shadow = self.routes[name].pick(key)
+            assert picked is not None
+            deployment = picked
+        deployment.hold()
+        try:
+            yield Lease(self, deployment, role, shadow)
+        finally:
+            deployment.let_go()
+
+    async def infer(
+        self,
+        name: str,
+        inputs: Sequence[np.ndarray],
+        key: str | None = None,
+        version: str | None = None,
+    ) -> Inference:
+        async with self.lease(name, key, version) as lease:
+            return await lease.infer(inputs)
+
+    def shadow(
+        self,
+        deployment: Deployment,
+        inputs: Sequence[np.ndarray],
+        rows: int,
+        answered: list[np.ndarray],
+        champion: str,
+    ) -> None:
+        """Score a copy on the challenger in the background; its result is only measured."""
+        deployment.hold()
+
+        async def run() -> None:
+            try:
+                outputs = await deployment.infer(inputs, rows)
+                PREDICTIONS.labels(deployment.name, deployment.version, "shadow").inc()
+                divergence = float(np.mean(np.abs(outputs[0] - answered[0])))
+                SHADOW_DIVERGENCE.labels(deployment.name, champion, deployment.version).observe(
+                    divergence
+                )
+            except Exception as exc:  # the champion already answered; log and move on
+                log.warning("shadow %s v%s failed: %s", deployment.name, deployment.version, exc)
+            finally:
+                deployment.let_go()
+
+        self._spawn(run())
+
+    def served(self) -> list[Served]:
+        rows = []
+        for name, routes in self.routes.items():
+            for role in ("champion", "challenger"):
+                d: Deployment | None = getattr(routes, role)
+                if d is not None:
+                    rows.append(Served(name, d.version, role, d.artifact.precision, d.device))
+        return rows

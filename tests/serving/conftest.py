@@ -1,0 +1,74 @@
+"""Serving fixtures: a session-wide MLflow store whose two models have tiny trained
+champions, and settings that serve from it."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from pamtalk.models.contract import DEMAND, ESG, ESG_FEATURES, ModelContract
+from pamtalk.registry import defaults, store
+from pamtalk.serving.service import PredictorService
+from pamtalk.settings import Settings
+
+
+@dataclass(frozen=True)
+class ModelStore:
+    """A trained store kept pristine; tests that change aliases copy it first."""
+
+    folder: Path
+
+    def copy(self, to: Path) -> str:
+        shutil.copytree(self.folder, to)
+        return f"sqlite:///{to}/mlflow.db"
+
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
+    folder = tmp_path_factory.mktemp("models") / "store"
+    settings = Settings(mlflow_tracking_uri=f"sqlite:///{folder}/mlflow.db")
+    client = store.connect(settings)
+    defaults.ensure_champions(client, settings, folder / "train", say=lambda _: None, tiny=True)
+    return ModelStore(folder)
+
+
+@pytest.fixture
+def registry_uri(model_store: ModelStore, tmp_path: Path) -> str:
+    """This test's own copy of the trained store (aliases may change)."""
+    return model_store.copy(tmp_path / "store")
+
+
+@pytest.fixture
+def serving_settings(registry_uri: str) -> Settings:
+    return Settings(env="test", mlflow_tracking_uri=registry_uri, model_watch_interval=0)
+
+
+@pytest.fixture
+def registry(serving_settings: Settings) -> MlflowClient:
+    return store.connect(serving_settings)
+
+
+@pytest.fixture
+async def service(serving_settings: Settings) -> AsyncIterator[PredictorService]:
+    predictor = PredictorService(serving_settings)
+    await predictor.start()
+    yield predictor
+    await predictor.close()
+
+
+def example(contract: ModelContract, rows: int, seed: int = 0) -> list[np.ndarray]:
+    """Plausible inputs of ``rows`` rows for either model."""
+    rng = np.random.default_rng(seed)
+    if contract is ESG:
+        practices = rng.random((rows, ESG_FEATURES), dtype=np.float32)
+        return [practices, np.ones_like(practices)]
+    assert contract is DEMAND
+    history = rng.uniform(50, 500, (rows, *DEMAND.inputs[0].shape[1:])).astype(np.float32)
+    calendar = np.zeros((rows, *DEMAND.inputs[1].shape[1:]), np.float32)
+    return [history, calendar]
