@@ -14,7 +14,16 @@ from pamtalk.api import errors
 from pamtalk.api.db.session import create_engine, create_session_factory
 from pamtalk.api.metrics import DB_POOL
 from pamtalk.api.middleware import RequestMiddleware
-from pamtalk.api.routes import auth, dashboard, farms, health, transactions, users
+from pamtalk.api.routes import (
+    auth,
+    dashboard,
+    esg,
+    farms,
+    health,
+    predictions,
+    transactions,
+    users,
+)
 from pamtalk.api.state import AppState
 from pamtalk.cache import create_cache
 from pamtalk.serving.service import PredictorService
@@ -50,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (health, auth, users, farms, transactions, dashboard):
+    for module in (health, auth, users, farms, transactions, dashboard, predictions, esg):
         app.include_router(module.router, responses=errors.RESPONSES)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -13,9 +13,11 @@ import pytest
 from mlflow import MlflowClient
 
 from pamtalk.models.contract import DEMAND, ESG, ESG_FEATURES, ModelContract
-from pamtalk.registry import defaults, store
+from pamtalk.registry import defaults, publish, store
 from pamtalk.serving.service import PredictorService
 from pamtalk.settings import Settings
+from pamtalk.training.pipeline import Kind
+from tests.conftest import ADMIN_KEY, Stack
 
 
 @dataclass(frozen=True)
@@ -72,3 +74,22 @@ def example(contract: ModelContract, rows: int, seed: int = 0) -> list[np.ndarra
     history = rng.uniform(50, 500, (rows, *DEMAND.inputs[0].shape[1:])).astype(np.float32)
     calendar = np.zeros((rows, *DEMAND.inputs[1].shape[1:]), np.float32)
     return [history, calendar]
+
+
+@pytest.fixture
+def settings(stack: Stack, registry_uri: str) -> Settings:
+    """The API's settings (both stacks) serving from this test's trained store."""
+    return Settings(
+        env="test",
+        database_url=stack.database_url,
+        redis_url=stack.redis_url,
+        admin_api_key=ADMIN_KEY,
+        mlflow_tracking_uri=registry_uri,
+        model_watch_interval=0,
+    )
+
+
+def new_version(client: MlflowClient, settings: Settings, kind: Kind, work: Path) -> str:
+    """Train and register another tiny version (same seed: the same numbers, a new label)."""
+    _, version = publish.train_and_register(client, settings, kind, out_dir=work, tiny=True)
+    return version

@@ -133,10 +133,20 @@ def build_inputs(frame: pd.DataFrame, series: str, end: date) -> tuple[np.ndarra
     if rows.empty:
         raise KeyError(f"unknown series {series!r}")
     last = pd.Timestamp(end.date() if isinstance(end, datetime) else end)
-    days = pd.date_range(last - pd.Timedelta(days=LOOKBACK - 1), periods=WINDOW, freq="D")
+    days = pd.date_range(last - pd.Timedelta(days=LOOKBACK - 1), periods=LOOKBACK, freq="D")
     indexed = rows.set_index("date")[["demand_kg", "price_krw"]]
-    past = indexed.reindex(days[:LOOKBACK]).fillna(0.0).to_numpy(dtype=np.float32)  # [56, 2]
-    return past[None], calendar_features(days)[None]
+    past = indexed.reindex(days).fillna(0.0).to_numpy(dtype=np.float32)  # [56, 2]
+    return window_inputs(past, last.date())
+
+
+def window_inputs(past: np.ndarray, end: date) -> tuple[np.ndarray, np.ndarray]:
+    """(history [1, 56, 2], calendar [1, 84, C]) from the 56 days (kg, KRW/kg) ending on
+    ``end``, oldest first: what serving and batch scoring feed the model."""
+    if past.shape != (LOOKBACK, 2):
+        raise ValueError(f"history must be [{LOOKBACK}, 2], got {list(past.shape)}")
+    start = pd.Timestamp(end) - pd.Timedelta(days=LOOKBACK - 1)
+    days = pd.date_range(start, periods=WINDOW, freq="D")
+    return past.astype(np.float32)[None], calendar_features(days)[None]
 
 
 def forecast_dates(end: date) -> list[date]:

@@ -1,0 +1,194 @@
+"""The prediction endpoints end to end on the local backend: trained, registered, promoted,
+served, cached, and swapped to a new champion under load without a failed request."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select
+
+from pamtalk.api.db.models import DemandDaily, EsgAssessment, Role
+from pamtalk.registry import promote, store
+from pamtalk.settings import Settings
+from tests.conftest import Actor, create_farm
+from tests.serving.conftest import new_version
+
+AS_OF = date(2026, 3, 31)
+
+
+def hits() -> float:
+    labels = {"namespace": "predictions", "result": "hit"}
+    return REGISTRY.get_sample_value("cache_requests_total", labels) or 0.0
+
+
+async def add_demand(app: FastAPI, crop: str, region: str, days: int = 56) -> None:
+    async with app.state.pamtalk.sessions() as session:
+        for i in range(days):
+            day = AS_OF - timedelta(days=i)
+            grams = 200_000 + 30_000 * (day.weekday() < 5)
+            session.add(
+                DemandDaily(
+                    crop=crop,
+                    region=region,
+                    day=day,
+                    quantity_g=grams,
+                    value_krw=grams * 3,
+                    transactions=3,
+                )
+            )
+        await session.commit()
+
+
+async def test_demand_forecast_from_platform_data_then_cached(
+    app: FastAPI, client: httpx.AsyncClient, actors: dict[Role, Actor]
+) -> None:
+    await add_demand(app, "cabbage", "jeju")
+    body = {"crop": "cabbage", "region": "jeju", "as_of": AS_OF.isoformat(), "horizon_days": 7}
+    headers = actors[Role.buyer].headers
+    first = await client.post("/v1/predictions/demand", json=body, headers=headers)
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    assert (answer["model"], answer["version"], answer["history_source"]) == (
+        "pamtalk-demand",
+        "1",
+        "platform",
+    )
+    assert [d["date"] for d in answer["forecast"]] == [
+        (AS_OF + timedelta(days=h)).isoformat() for h in range(1, 8)
+    ]
+    assert all(min(d["p10"], d["p50"], d["p90"]) >= 0 for d in answer["forecast"])
+    assert answer["forecast"][0]["p50"] > 0  # the series trades ~200 kg a day
+
+    before = hits()
+    again = await client.post("/v1/predictions/demand", json=body, headers=headers)
+    assert again.status_code == 200 and again.json() == answer
+    assert hits() == before + 1
+
+    # The same window sent in the request: the same numbers, computed from the request.
+    history = [
+        {"quantity_kg": (200 + 30 * (d.weekday() < 5)), "price_krw_per_kg": 3000}
+        for d in (AS_OF - timedelta(days=55 - i) for i in range(56))
+    ]
+    sent = await client.post(
+        "/v1/predictions/demand", json=body | {"history": history}, headers=headers
+    )
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["history_source"] == "request"
+    for ours, theirs in zip(sent.json()["forecast"], answer["forecast"], strict=True):
+        assert abs(ours["p50"] - theirs["p50"]) <= 1e-3 * max(1.0, theirs["p50"])
+
+
+async def test_demand_bad_requests(client: httpx.AsyncClient, actors: dict[Role, Actor]) -> None:
+    headers = actors[Role.buyer].headers
+    ok = {"crop": "cabbage", "region": "jeju"}
+    for bad, status in (
+        (ok | {"crop": "durian"}, 422),
+        (ok | {"horizon_days": 29}, 422),
+        (ok | {"as_of": (date.today() + timedelta(days=3)).isoformat()}, 422),
+        (ok | {"history": [{"quantity_kg": 1}] * 10}, 422),
+        (ok | {"history": [{"quantity_kg": -1}] * 56}, 422),
+    ):
+        response = await client.post("/v1/predictions/demand", json=bad, headers=headers)
+        assert response.status_code == status, (bad, response.text)
+        assert response.json()["error"]["code"] == "invalid_input"
+    anonymous = await client.post("/v1/predictions/demand", json=ok)
+    assert anonymous.status_code == 401
+
+
+async def test_esg_scores_a_stored_farm_and_records_it(
+    app: FastAPI, client: httpx.AsyncClient, actors: dict[Role, Actor]
+) -> None:
+    farm = await create_farm(client, actors[Role.farmer])
+    response = await client.post(
+        "/v1/esg/score", json={"farm_id": farm["id"]}, headers=actors[Role.buyer].headers
+    )
+    assert response.status_code == 200, response.text
+    scored = response.json()
+    assert (scored["model"], scored["version"], scored["farm_id"]) == (
+        "pamtalk-esg",
+        "1",
+        farm["id"],
+    )
+    for pillar in ("environmental", "social", "governance", "overall"):
+        q = scored["scores"][pillar]
+        assert 0 <= q["p10"] <= 100 and 0 <= q["p90"] <= 100
+    assert 0 < scored["reported_share"] < 1
+    assert scored["methodology"]["grade"]
+    async with app.state.pamtalk.sessions() as session:
+        stored = await session.get(EsgAssessment, scored["assessment_id"])
+        assert stored is not None
+        assert (stored.farm_id, stored.model_version) == (farm["id"], "1")
+        assert stored.overall == scored["scores"]["overall"]["p50"]
+
+
+async def test_esg_profile_is_scored_not_stored(
+    app: FastAPI, client: httpx.AsyncClient, actors: dict[Role, Actor]
+) -> None:
+    headers = actors[Role.buyer].headers
+    profile = {"practices": {"nitrogen_kg_per_ha": 120, "workers": 3}, "crops": ["rice"]}
+    response = await client.post("/v1/esg/score", json=profile, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["assessment_id"] is None
+    async with app.state.pamtalk.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(EsgAssessment)) == 0
+    for bad, status in (
+        ({}, 422),
+        (profile | {"farm_id": 1}, 422),
+        ({"practices": {"renewable_share": 3}}, 422),
+        ({"farm_id": 987654}, 404),
+    ):
+        refused = await client.post("/v1/esg/score", json=bad, headers=headers)
+        assert refused.status_code == status, (bad, refused.text)
+
+
+async def test_new_champion_swaps_in_under_load_without_failures(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    actors: dict[Role, Actor],
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    registry = store.connect(settings)
+    v2 = await asyncio.to_thread(new_version, registry, settings, "esg", tmp_path / "v2")
+    headers = actors[Role.buyer].headers
+    predictor = app.state.pamtalk.predictor
+    seen: list[str] = []
+    failures: list[Any] = []
+    stop = asyncio.Event()
+
+    async def caller(seed: int) -> None:
+        rng = random.Random(seed)
+        while not stop.is_set():
+            # A fresh profile each time: a cache miss, so every call reaches a model.
+            profile = {"practices": {"nitrogen_kg_per_ha": rng.uniform(0, 300), "workers": 2}}
+            response = await client.post("/v1/esg/score", json=profile, headers=headers)
+            if response.status_code != 200:
+                failures.append(response.text)
+            else:
+                seen.append(response.json()["version"])
+
+    callers = [asyncio.create_task(caller(i)) for i in range(8)]
+    await asyncio.sleep(0.3)
+    promote.promote(registry, "pamtalk-esg", v2)
+    await predictor.sync("pamtalk-esg")
+    mark = len(seen)
+    await asyncio.sleep(0.3)
+    promote.rollback(registry, "pamtalk-esg")
+    await predictor.sync("pamtalk-esg")
+    back = len(seen)
+    await asyncio.sleep(0.3)
+    stop.set()
+    await asyncio.gather(*callers)
+
+    assert failures == []
+    assert seen[0] == "1"
+    # In-flight requests may finish on the old version just after a swap; after that, all new.
+    assert set(seen[mark + 8 : back]) == {v2}
+    assert set(seen[back + 8 :]) == {"1"}
