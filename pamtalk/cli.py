@@ -184,6 +184,50 @@ def models_rollback(name: str) -> None:
     typer.echo(f"{name} champion is back to version {version}")
 
 
+@models_app.command("canary")
+def models_canary(
+    name: str,
+    version: Annotated[str | None, typer.Argument(help="the challenger; omit with --off")] = None,
+    percent: Annotated[int, typer.Option(min=0, max=100, help="share of traffic")] = 5,
+    shadow: Annotated[
+        bool, typer.Option(help="the challenger scores a copy; the champion still answers")
+    ] = False,
+    off: Annotated[bool, typer.Option(help="end the canary: the champion takes it all")] = False,
+) -> None:
+    """Route PERCENT % of traffic (sticky per caller) to VERSION as the challenger: the
+    5 -> 25 -> 50 -> 100 % rollout ends with `pamtalk models promote NAME VERSION`."""
+    from pamtalk.registry import promote, store
+
+    client = store.connect(Settings())
+    try:
+        if off:
+            promote.end_canary(client, name)
+            typer.echo(f"{name}: canary ended; the champion answers everything")
+            return
+        if version is None:
+            raise typer.BadParameter("give the VERSION to try, or --off")
+        promote.canary(client, name, version, percent, shadow=shadow)
+    except PamtalkError as exc:
+        typer.echo(f"refused: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    mode = "shadows" if shadow else "answers"
+    typer.echo(f"{name} version {version} is challenger and {mode} {percent} % of requests")
+
+
+gpu_app = typer.Typer(help="GPU and execution providers.", no_args_is_help=True)
+app.add_typer(gpu_app, name="gpu")
+
+
+@gpu_app.command("info")
+def gpu_info() -> None:
+    """What ONNX Runtime and PyTorch see, and the providers PAMTALK_DEVICE gives a model."""
+    from pamtalk.gpu.info import describe
+
+    report = describe(Settings().device)
+    for key, value in report.items():
+        typer.echo(f"{key:20} {value}")
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
