@@ -100,6 +100,9 @@ async def _resolve_api_key(
     if row is None:
         raise Unauthorized("invalid or revoked API key")
     principal = Principal.of(row)
+    # End the read so the connection returns to the pool now, not after the request (which
+    # may wait on a model for a while).
+    await db.commit()
     with contextlib.suppress(CacheUnavailable):
         await cache.set(cache_key, principal.dumps(), settings.api_key_ttl)
     return principal

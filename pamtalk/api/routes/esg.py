@@ -40,6 +40,7 @@ async def score(
             "certifications": stored.certifications,
             "practices": stored.practices,
         }
+        await db.commit()  # release the connection while the model works
     else:
         farm = body.model_dump(exclude={"farm_id"}, exclude_none=True)
     result = await predictions.score_esg(

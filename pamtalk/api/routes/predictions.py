@@ -53,6 +53,7 @@ async def forecast_demand(
             kg = grams / 1000
             # KRW per kg where something was traded, 0 (unknown) otherwise: as in training.
             past[(day - first).days] = (kg, value / kg if kg > 0 else 0.0)
+        await db.commit()  # release the connection while the model works
         return past
 
     content = await predictions.forecast_demand(
