@@ -4,6 +4,7 @@ cache) and the production services (PostgreSQL + Redis)."""
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from pamtalk.api.db.models import ApiKey, Base, Role, User
 from pamtalk.api.db.seed import ensure_admin_api_key
 from pamtalk.api.db.session import create_engine
 from pamtalk.api.security import digest, hash_password_sync, new_api_key
+from pamtalk.registry import defaults, store
 from pamtalk.settings import Settings
 from tests import services
 
@@ -55,6 +57,26 @@ async def stack(
     yield Stack(request.param, url, redis_url)
     if request.param == "services":
         await services.drop_database(url)
+
+
+@dataclass(frozen=True)
+class ModelStore:
+    """A trained store kept pristine; tests that change aliases copy it first."""
+
+    folder: Path
+
+    def copy(self, to: Path) -> str:
+        shutil.copytree(self.folder, to)
+        return f"sqlite:///{to}/mlflow.db"
+
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
+    folder = tmp_path_factory.mktemp("models") / "store"
+    settings = Settings(mlflow_tracking_uri=f"sqlite:///{folder}/mlflow.db")
+    client = store.connect(settings)
+    defaults.ensure_champions(client, settings, folder / "train", say=lambda _: None, tiny=True)
+    return ModelStore(folder)
 
 
 @pytest.fixture(scope="session")

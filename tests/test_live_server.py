@@ -17,7 +17,7 @@ import pytest
 
 from pamtalk.settings import Settings
 from tests import services
-from tests.conftest import ADMIN_KEY, Stack, _reset
+from tests.conftest import ADMIN_KEY, ModelStore, Stack, _reset
 
 BIN = Path(sys.executable).parent
 
@@ -28,7 +28,9 @@ class LiveServer:
 
 
 @pytest.fixture(scope="module")
-def live_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def live_server(
+    stack: Stack, model_store: ModelStore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     settings = Settings(database_url=stack.database_url, redis_url=stack.redis_url)
     asyncio.run(_reset(settings))
     env = {
@@ -36,6 +38,8 @@ def live_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "PAMTALK_DATABASE_URL": stack.database_url,
         "PAMTALK_ADMIN_API_KEY": ADMIN_KEY,
         "PAMTALK_ENV": "dev",
+        "PAMTALK_MLFLOW_TRACKING_URI": model_store.copy(tmp_path_factory.mktemp("live") / "m"),
+        "PAMTALK_MODEL_WATCH_INTERVAL": "0",
     }
     env.pop("PAMTALK_REDIS_URL", None)
     if stack.redis_url:

@@ -20,6 +20,7 @@ from pamtalk.api.routes import (
     esg,
     farms,
     health,
+    oip,
     predictions,
     transactions,
     users,
@@ -59,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (health, auth, users, farms, transactions, dashboard, predictions, esg):
+    for module in (health, auth, users, farms, transactions, dashboard, predictions, esg, oip):
         app.include_router(module.router, responses=errors.RESPONSES)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

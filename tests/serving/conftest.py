@@ -3,9 +3,7 @@ champions, and settings that serve from it."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,31 +11,11 @@ import pytest
 from mlflow import MlflowClient
 
 from pamtalk.models.contract import DEMAND, ESG, ESG_FEATURES, ModelContract
-from pamtalk.registry import defaults, publish, store
+from pamtalk.registry import publish, store
 from pamtalk.serving.service import PredictorService
 from pamtalk.settings import Settings
 from pamtalk.training.pipeline import Kind
-from tests.conftest import ADMIN_KEY, Stack
-
-
-@dataclass(frozen=True)
-class ModelStore:
-    """A trained store kept pristine; tests that change aliases copy it first."""
-
-    folder: Path
-
-    def copy(self, to: Path) -> str:
-        shutil.copytree(self.folder, to)
-        return f"sqlite:///{to}/mlflow.db"
-
-
-@pytest.fixture(scope="session")
-def model_store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
-    folder = tmp_path_factory.mktemp("models") / "store"
-    settings = Settings(mlflow_tracking_uri=f"sqlite:///{folder}/mlflow.db")
-    client = store.connect(settings)
-    defaults.ensure_champions(client, settings, folder / "train", say=lambda _: None, tiny=True)
-    return ModelStore(folder)
+from tests.conftest import ADMIN_KEY, ModelStore, Stack
 
 
 @pytest.fixture
