@@ -192,3 +192,20 @@ async def test_new_champion_swaps_in_under_load_without_failures(
     # In-flight requests may finish on the old version just after a swap; after that, all new.
     assert set(seen[mark + 8 : back]) == {v2}
     assert set(seen[back + 8 :]) == {"1"}
+
+
+async def test_concurrent_identical_misses_run_one_inference(
+    app: FastAPI, client: httpx.AsyncClient, actors: dict[Role, Actor]
+) -> None:
+    await add_demand(app, "garlic", "gyeonggi")
+    body = {"crop": "garlic", "region": "gyeonggi", "as_of": AS_OF.isoformat()}
+    labels = {"model": "pamtalk-demand", "version": "1", "role": "champion"}
+    before = REGISTRY.get_sample_value("predictions_total", labels) or 0.0
+    # The same user: one routing key, so every request picks the same version.
+    headers = actors[Role.buyer].headers
+    answers = await asyncio.gather(
+        *(client.post("/v1/predictions/demand", json=body, headers=headers) for _ in range(12))
+    )
+    assert {r.status_code for r in answers} == {200}
+    assert len({r.content for r in answers}) == 1
+    assert REGISTRY.get_sample_value("predictions_total", labels) == before + 1
