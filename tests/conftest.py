@@ -18,12 +18,12 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from pamtalk.api.app import create_app
-from pamtalk.api.db.migrate import upgrade
-from pamtalk.api.db.models import ApiKey, Base, Role, User
-from pamtalk.api.db.seed import ensure_admin_api_key
-from pamtalk.api.db.session import create_engine
-from pamtalk.api.security import digest, hash_password_sync, new_api_key
+from pamtalk.db.migrate import upgrade
+from pamtalk.db.models import ApiKey, Base, Role, User
+from pamtalk.db.seed import ensure_admin_api_key
+from pamtalk.db.session import create_engine
 from pamtalk.registry import defaults, store
+from pamtalk.security import digest, hash_password_sync, new_api_key
 from pamtalk.settings import Settings
 from tests import services
 

@@ -11,7 +11,6 @@ from sqlalchemy import event
 
 from pamtalk import __version__
 from pamtalk.api import errors
-from pamtalk.api.db.session import create_engine, create_session_factory
 from pamtalk.api.metrics import DB_POOL
 from pamtalk.api.middleware import RequestMiddleware
 from pamtalk.api.routes import (
@@ -27,6 +26,7 @@ from pamtalk.api.routes import (
 )
 from pamtalk.api.state import AppState
 from pamtalk.cache import create_cache
+from pamtalk.db.session import create_engine, create_session_factory
 from pamtalk.serving.service import PredictorService
 from pamtalk.settings import Settings
 

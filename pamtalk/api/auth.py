@@ -10,10 +10,10 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pamtalk.api.db.models import ApiKey, Role, User
-from pamtalk.api.security import API_KEY_PREFIX, digest
 from pamtalk.cache import Cache, CacheUnavailable
+from pamtalk.db.models import ApiKey, Role, User
 from pamtalk.errors import Unauthorized
+from pamtalk.security import API_KEY_PREFIX, digest
 from pamtalk.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -11,10 +11,10 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pamtalk.api import auth, context
-from pamtalk.api.db.models import Role
 from pamtalk.api.schemas.common import MAX_ID
 from pamtalk.api.state import AppState
 from pamtalk.cache import Cache
+from pamtalk.db.models import Role
 from pamtalk.errors import Forbidden, Unauthorized
 from pamtalk.serving.service import PredictorService
 from pamtalk.settings import Settings

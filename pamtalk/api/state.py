@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pamtalk.api.db.session import SessionFactory
 from pamtalk.api.metrics import ActiveUsers
 from pamtalk.cache import Cache
+from pamtalk.db.session import SessionFactory
 from pamtalk.serving.service import PredictorService
 from pamtalk.settings import Settings
 

@@ -5,8 +5,8 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from pamtalk.api.db.models import Role
-from pamtalk.api.security import digest
+from pamtalk.db.models import Role
+from pamtalk.security import digest
 from tests.conftest import ADMIN_KEY, PASSWORD, Actor, Stack
 
 

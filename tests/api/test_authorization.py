@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from pamtalk.api.db.models import Role
+from pamtalk.db.models import Role
 from tests.conftest import Actor, ActorFactory, create_farm, farm_body
 
 ANON = "anonymous"

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 from pamtalk.api.app import create_app
-from pamtalk.api.db.models import Role
+from pamtalk.db.models import Role
 from pamtalk.settings import Settings
 from tests import services
 from tests.conftest import ActorFactory, create_farm

@@ -3,7 +3,7 @@ from __future__ import annotations
 import httpx
 from prometheus_client import REGISTRY
 
-from pamtalk.api.db.models import Role
+from pamtalk.db.models import Role
 from tests.conftest import Actor, ActorFactory, create_farm, farm_body
 
 

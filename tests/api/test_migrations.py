@@ -15,9 +15,9 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from pamtalk.api.app import create_app
-from pamtalk.api.db.migrate import alembic_config, head_revision, upgrade
-from pamtalk.api.db.models import Base
-from pamtalk.api.db.session import create_engine
+from pamtalk.db.migrate import alembic_config, head_revision, upgrade
+from pamtalk.db.models import Base
+from pamtalk.db.session import create_engine
 from pamtalk.settings import Settings
 from tests import services
 

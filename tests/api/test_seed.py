@@ -6,8 +6,8 @@ from datetime import date
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from pamtalk.api.db.models import DemandDaily, Farm, Transaction, User
-from pamtalk.api.db.seed import SeedSize, is_empty, seed
+from pamtalk.db.models import DemandDaily, Farm, Transaction, User
+from pamtalk.db.seed import SeedSize, is_empty, seed
 from pamtalk.domain import KST
 
 

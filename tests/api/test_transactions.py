@@ -7,7 +7,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from pamtalk.api.db.models import DemandDaily, Role, Transaction
+from pamtalk.db.models import DemandDaily, Role, Transaction
 from tests.conftest import Actor, ActorFactory, create_farm
 
 

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from pamtalk.api.db.models import Farm, Role, Transaction
+from pamtalk.db.models import Farm, Role, Transaction
 from tests.conftest import Actor, create_farm, farm_body
 
 HUGE = "가" * 100_000

@@ -23,8 +23,8 @@ from tritonclient.utils import InferenceServerException
 
 from pamtalk import __version__
 from pamtalk.api.app import create_app
-from pamtalk.api.db import manage
-from pamtalk.api.db.models import Role
+from pamtalk.db import manage
+from pamtalk.db.models import Role
 from pamtalk.models.contract import CONTRACTS, DEMAND, ESG, ModelContract
 from pamtalk.registry import promote, store
 from pamtalk.serving.service import PredictorService

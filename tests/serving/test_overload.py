@@ -11,7 +11,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 
 from pamtalk.api.app import create_app
-from pamtalk.api.db.seed import ensure_admin_api_key
+from pamtalk.db.seed import ensure_admin_api_key
 from pamtalk.errors import TooManyRequests
 from pamtalk.models.contract import ESG
 from pamtalk.settings import Settings

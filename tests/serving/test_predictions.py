@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
-from pamtalk.api.db.models import DemandDaily, EsgAssessment, Role
+from pamtalk.db.models import DemandDaily, EsgAssessment, Role
 from pamtalk.registry import promote, store
 from pamtalk.settings import Settings
 from tests.conftest import Actor, create_farm

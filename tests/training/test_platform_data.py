@@ -6,8 +6,8 @@ import asyncio
 from datetime import date
 from pathlib import Path
 
-from pamtalk.api.db import manage
-from pamtalk.api.db.seed import SeedSize
+from pamtalk.db import manage
+from pamtalk.db.seed import SeedSize
 from pamtalk.models.demand.data import from_daily_aggregate
 from pamtalk.settings import Settings
 from pamtalk.training.pipeline import build_candidate

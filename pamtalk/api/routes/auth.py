@@ -6,8 +6,6 @@ from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import select
 
 from pamtalk.api import auth
-from pamtalk.api.db.models import ApiKey, Role, User
-from pamtalk.api.db.types import utcnow
 from pamtalk.api.deps import CacheDep, CurrentUser, DbDep, OptionalCredential, PathId, SettingsDep
 from pamtalk.api.schemas.auth import (
     ApiKeyCreate,
@@ -17,14 +15,16 @@ from pamtalk.api.schemas.auth import (
     SessionPublic,
     UserPublic,
 )
-from pamtalk.api.security import (
+from pamtalk.db.models import ApiKey, Role, User
+from pamtalk.db.types import utcnow
+from pamtalk.errors import NotFound, TooManyRequests, Unauthorized
+from pamtalk.security import (
     API_KEY_PREFIX,
     digest,
     new_api_key,
     new_session_token,
     verify_password,
 )
-from pamtalk.errors import NotFound, TooManyRequests, Unauthorized
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 

@@ -12,12 +12,12 @@ from decimal import Decimal
 from fastapi import APIRouter, Response
 from sqlalchemy import func, select
 
-from pamtalk.api.db.models import DemandDaily, Farm, FarmStatus
-from pamtalk.api.db.types import utcnow
 from pamtalk.api.deps import CacheDep, CurrentUser, DbDep, SettingsDep
 from pamtalk.api.responses import JSONResponse
 from pamtalk.api.schemas.dashboard import CropVolume, Dashboard, FarmCounts, Volume
 from pamtalk.cache import DASHBOARD_NS, cached, generation
+from pamtalk.db.models import DemandDaily, Farm, FarmStatus
+from pamtalk.db.types import utcnow
 from pamtalk.domain import KST
 
 router = APIRouter(prefix="/v1/dashboard", tags=["dashboard"])

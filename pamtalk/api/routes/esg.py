@@ -7,11 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from pamtalk.api.db.models import EsgAssessment, Farm, FarmStatus
-from pamtalk.api.db.types import utcnow
 from pamtalk.api.deps import CacheDep, CurrentUser, DbDep, PredictorDep, SettingsDep
 from pamtalk.api.responses import JSONResponse
 from pamtalk.api.schemas.predictions import EsgRequest, EsgScore
+from pamtalk.db.models import EsgAssessment, Farm, FarmStatus
+from pamtalk.db.types import utcnow
 from pamtalk.domain import KST
 from pamtalk.errors import NotFound
 from pamtalk.serving import predictions

@@ -9,12 +9,12 @@ from sqlalchemy import select
 
 from pamtalk.api import pagination
 from pamtalk.api.auth import Principal
-from pamtalk.api.db.models import Farm, FarmCrop, FarmStatus, Role, User
 from pamtalk.api.deps import CacheDep, CurrentUser, DbDep, FarmWriter, PathId, SettingsDep
 from pamtalk.api.responses import JSONResponse
 from pamtalk.api.schemas.common import CropSlug, Id, RegionSlug
 from pamtalk.api.schemas.farms import FarmCreate, FarmPage, FarmPublic, FarmUpdate
 from pamtalk.cache import DASHBOARD_NS, FARMS_NS, cached, generation, invalidate
+from pamtalk.db.models import Farm, FarmCrop, FarmStatus, Role, User
 from pamtalk.errors import Forbidden, InvalidInput, NotFound
 
 router = APIRouter(prefix="/v1/farms", tags=["farms"])

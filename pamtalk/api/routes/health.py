@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from sqlalchemy import text
 
-from pamtalk.api.db.migrate import current_revision, head_revision
 from pamtalk.api.deps import StateDep
 from pamtalk.api.metrics import render
 from pamtalk.api.responses import JSONResponse
+from pamtalk.db.migrate import current_revision, head_revision
 
 router = APIRouter(tags=["health"])
 

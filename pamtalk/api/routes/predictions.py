@@ -8,10 +8,10 @@ import numpy as np
 from fastapi import APIRouter, Response
 from sqlalchemy import select
 
-from pamtalk.api.db.models import DemandDaily
-from pamtalk.api.db.types import utcnow
 from pamtalk.api.deps import CacheDep, CurrentUser, DbDep, PredictorDep, SettingsDep
 from pamtalk.api.schemas.predictions import DemandForecast, DemandRequest
+from pamtalk.db.models import DemandDaily
+from pamtalk.db.types import utcnow
 from pamtalk.domain import KST
 from pamtalk.errors import InvalidInput
 from pamtalk.models.contract import DEMAND_LOOKBACK

@@ -10,16 +10,16 @@ from fastapi import APIRouter, Header, Query, Response, status
 from sqlalchemy import select, tuple_
 
 from pamtalk.api import pagination
-from pamtalk.api.db.models import Farm, FarmStatus, Role, Transaction, User
-from pamtalk.api.db.types import utcnow
-from pamtalk.api.db.upsert import add_to_demand, insert_for
 from pamtalk.api.deps import CurrentUser, DbDep, PathId, TransactionWriter
 from pamtalk.api.responses import JSONResponse
 from pamtalk.api.schemas.common import CropSlug, Id
 from pamtalk.api.schemas.transactions import TransactionCreate, TransactionPage, TransactionPublic
-from pamtalk.api.security import digest
+from pamtalk.db.models import Farm, FarmStatus, Role, Transaction, User
+from pamtalk.db.types import utcnow
+from pamtalk.db.upsert import add_to_demand, insert_for
 from pamtalk.domain import KST
 from pamtalk.errors import Conflict, Forbidden, InvalidInput, NotFound
+from pamtalk.security import digest
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
 

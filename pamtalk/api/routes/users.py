@@ -6,11 +6,11 @@ from fastapi import APIRouter, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from pamtalk.api.db.models import Role, User
 from pamtalk.api.deps import CurrentUser, DbDep, OptionalUser
 from pamtalk.api.schemas.auth import UserCreate, UserPublic
-from pamtalk.api.security import hash_password
+from pamtalk.db.models import Role, User
 from pamtalk.errors import Conflict, Forbidden
+from pamtalk.security import hash_password
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, StringConstraints
 
-from pamtalk.api.db.models import Role
 from pamtalk.api.schemas.common import Name, Schema, storable
+from pamtalk.db.models import Role
 
 Email = Annotated[
     str,

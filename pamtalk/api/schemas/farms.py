@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, WithJsonSchema, field_validator
 
-from pamtalk.api.db.models import FarmStatus
 from pamtalk.api.schemas.common import CropSlug, Id, LongText, Name, RegionSlug, Schema, one_of
+from pamtalk.db.models import FarmStatus
 
 CERTIFICATIONS = {
     "organic": "유기농산물 (organic)",

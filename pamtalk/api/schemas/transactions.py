@@ -9,8 +9,8 @@ from typing import Annotated
 
 from pydantic import Field, computed_field
 
-from pamtalk.api.db.models import TransactionStatus
 from pamtalk.api.schemas.common import CropSlug, Id, Schema
+from pamtalk.db.models import TransactionStatus
 
 QuantityKg = Annotated[Decimal, Field(gt=0, le=1_000_000, decimal_places=3)]  # up to 1,000 t
 UnitPrice = Annotated[int, Field(gt=0, le=10_000_000)]  # KRW per kg

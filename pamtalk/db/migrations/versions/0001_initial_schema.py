@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import pamtalk.api.db.types
+import pamtalk.db.types
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -43,9 +43,9 @@ def upgrade() -> None:
         sa.Column("chunks_done", sa.Integer(), nullable=False),
         sa.Column("rows_written", sa.BigInteger(), nullable=False),
         sa.Column("error", sa.String(length=2000), nullable=True),
-        sa.Column("created_at", pamtalk.api.db.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("started_at", pamtalk.api.db.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", pamtalk.api.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", pamtalk.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", pamtalk.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", pamtalk.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_batch_jobs")),
     )
     op.create_table(
@@ -73,7 +73,7 @@ def upgrade() -> None:
         ),
         sa.Column("password_hash", sa.String(length=200), nullable=True),
         sa.Column("is_active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", pamtalk.api.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", pamtalk.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
     )
@@ -84,8 +84,8 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("prefix", sa.String(length=16), nullable=False),
         sa.Column("key_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", pamtalk.api.db.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", pamtalk.api.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", pamtalk.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", pamtalk.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_api_keys_user_id_users"), ondelete="CASCADE"
         ),
@@ -108,7 +108,7 @@ def upgrade() -> None:
         sa.Column(
             "batch_job_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
         ),
-        sa.Column("created_at", pamtalk.api.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", pamtalk.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["batch_job_id"],
             ["batch_jobs.id"],
@@ -150,8 +150,8 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("created_at", pamtalk.api.db.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", pamtalk.api.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", pamtalk.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", pamtalk.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["owner_id"], ["users.id"], name=op.f("fk_farms_owner_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_farms")),
     )
@@ -174,7 +174,7 @@ def upgrade() -> None:
         sa.Column(
             "batch_job_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
         ),
-        sa.Column("created_at", pamtalk.api.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", pamtalk.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["batch_job_id"],
             ["batch_jobs.id"],
@@ -217,7 +217,7 @@ def upgrade() -> None:
         ),
         sa.Column("idempotency_key", sa.String(length=128), nullable=True),
         sa.Column("request_hash", sa.String(length=64), nullable=True),
-        sa.Column("created_at", pamtalk.api.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", pamtalk.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["buyer_id"], ["users.id"], name=op.f("fk_transactions_buyer_id_users")
         ),

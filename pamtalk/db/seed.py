@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pamtalk.api.db.models import ApiKey, DemandDaily, Farm, FarmCrop, Role, Transaction, User
-from pamtalk.api.db.types import utcnow
-from pamtalk.api.security import digest, hash_password_sync
+from pamtalk.db.models import ApiKey, DemandDaily, Farm, FarmCrop, Role, Transaction, User
+from pamtalk.db.types import utcnow
 from pamtalk.domain import CROPS, KST
+from pamtalk.security import digest, hash_password_sync
 
 DEMO_PASSWORD = "pamtalk-demo"
 ADMIN_EMAIL = "admin@pamtalk.local"

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pamtalk.api.db.models import DemandDaily
+from pamtalk.db.models import DemandDaily
 
 
 def insert_for(session: AsyncSession, entity: Any) -> Any:

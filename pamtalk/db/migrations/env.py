@@ -1,4 +1,4 @@
-"""Alembic environment. The project runs migrations through ``pamtalk.api.db.migrate``, which
+"""Alembic environment. The project runs migrations through ``pamtalk.db.migrate``, which
 hands over an open connection; the plain ``alembic`` CLI path builds one from Settings."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from pamtalk.api.db.models import Base
-from pamtalk.api.db.session import create_engine
+from pamtalk.db.models import Base
+from pamtalk.db.session import create_engine
 from pamtalk.settings import Settings
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from pamtalk.api.db.types import BigId, UTCDateTime, utcnow
+from pamtalk.db.types import BigId, UTCDateTime, utcnow
 
 # Deterministic constraint names, so migrations are reproducible on both databases.
 NAMING = {

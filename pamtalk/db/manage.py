@@ -9,10 +9,10 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pamtalk.api.db import seed
-from pamtalk.api.db.migrate import upgrade
-from pamtalk.api.db.models import DemandDaily
-from pamtalk.api.db.session import create_engine, create_session_factory
+from pamtalk.db import seed
+from pamtalk.db.migrate import upgrade
+from pamtalk.db.models import DemandDaily
+from pamtalk.db.session import create_engine, create_session_factory
 from pamtalk.errors import Conflict, Forbidden
 from pamtalk.settings import Settings
 
