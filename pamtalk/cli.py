@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from pamtalk.api.db import manage
-from pamtalk.api.db.seed import ADMIN_EMAIL, DEMO_PASSWORD, SeedSize
+from pamtalk.db import manage
+from pamtalk.db.seed import ADMIN_EMAIL, DEMO_PASSWORD, SeedSize
 from pamtalk.errors import Conflict, Forbidden, PamtalkError
 from pamtalk.settings import Settings
 
@@ -226,6 +226,136 @@ def gpu_info() -> None:
     report = describe(Settings().device)
     for key, value in report.items():
         typer.echo(f"{key:20} {value}")
+
+
+@app.command()
+def scale(
+    model: Annotated[str, typer.Argument(help="registered model name, e.g. pamtalk-esg")],
+    replicas: Annotated[int, typer.Option(min=1, help="replicas for each served version")],
+) -> None:
+    """Pin a model's Ray Serve replicas to N, live, without restarting them
+    (PAMTALK_SERVING_BACKEND=ray; the cluster is RAY_ADDRESS's, else the local one). This
+    turns its autoscaling off; a new version of the model starts with the same count."""
+    from pamtalk.models.contract import CONTRACTS
+
+    if model not in CONTRACTS:
+        raise typer.BadParameter(
+            f"unknown model {model!r}; models: {', '.join(CONTRACTS)}", param_hint="MODEL"
+        )
+    from pamtalk.serving import ray_backend  # Ray is heavy: only when asked
+
+    try:
+        apps = ray_backend.scale(Settings(), model, replicas)
+    except PamtalkError as exc:
+        typer.echo(f"refused: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    for name in apps:
+        typer.echo(f"{name}: {replicas} replica{'s' if replicas > 1 else ''}")
+
+
+batch_app = typer.Typer(help="Batch scoring (Celery, or in-process without a broker).")
+app.add_typer(batch_app, name="batch", no_args_is_help=True)
+
+
+@batch_app.command("score")
+def batch_score(
+    run_date: Annotated[
+        str | None, typer.Option("--date", help="run date, YYYY-MM-DD; default today (KST)")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="follow the job until it ends")] = False,
+) -> None:
+    """Demand forecasts for every crop x region for the next 28 days and the ESG score of
+    every active farm, at the champion versions of now. On the workers when
+    PAMTALK_CELERY_BROKER_URL is set, else here (always waiting)."""
+    from datetime import date
+
+    from tqdm import tqdm
+
+    from pamtalk.batching import jobs, runner
+    from pamtalk.db.models import BatchJob, JobStatus
+    from pamtalk.db.types import utcnow
+    from pamtalk.domain import KST
+
+    settings = Settings()
+    try:
+        day = date.fromisoformat(run_date) if run_date else utcnow().astimezone(KST).date()
+    except ValueError as exc:
+        raise typer.BadParameter(f"--date must be YYYY-MM-DD, got {run_date!r}") from exc
+
+    async def run() -> dict[str, object]:
+        ctx = runner.BatchContext(settings)
+        try:
+            job = await runner.plan_nightly(ctx, day)
+            typer.echo(f"job {job.id}: {job.chunks_total} chunks at {job.params['versions']}")
+            bar = tqdm(total=job.chunks_total, unit="chunk", disable=None)
+
+            def advance(now: BatchJob) -> None:
+                bar.update(now.chunks_done - bar.n)
+
+            if settings.celery_broker_url is None:
+                job = await runner.run_inline(ctx, job.id, advance)
+            else:
+                from pamtalk.batching.celery_app import app as celery
+                from pamtalk.batching.celery_app import dispatch
+
+                dispatch(celery, job.id, await runner.chunk_kinds(ctx, job.id))
+                if not wait:
+                    bar.close()
+                    typer.echo(f"queued; follow it with `GET /v1/jobs/{job.id}` or --wait")
+                    return jobs.progress(job)
+                while job.status not in (JobStatus.completed, JobStatus.failed):
+                    await asyncio.sleep(0.5)
+                    job = await runner.status(ctx, job.id)
+                    advance(job)
+            bar.close()
+            return jobs.progress(job)
+        finally:
+            await ctx.close()
+
+    try:
+        result = asyncio.run(run())
+    except PamtalkError as exc:
+        typer.echo(f"refused: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"job {result['id']} {result['status']}: {result['chunks_done']}/{result['chunks_total']}"
+        f" chunks, {result['rows_written']} rows, {result['rows_per_second'] or '-'} rows/s"
+    )
+    if result["status"] == JobStatus.failed:
+        typer.echo(f"error: {result['error']}", err=True)
+        raise typer.Exit(1)
+
+
+def _celery_argv(kind: str, loglevel: str) -> list[str]:
+    if Settings().celery_broker_url is None:
+        typer.echo("set PAMTALK_CELERY_BROKER_URL (amqp://... or redis://...) first", err=True)
+        raise typer.Exit(2)
+    return [kind, "--loglevel", loglevel]
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, help="worker processes")] = 2,
+    queues: Annotated[str, typer.Option(help="comma-separated")] = (
+        "prediction_requests,analytics_data,notification_events"
+    ),
+    loglevel: str = "INFO",
+) -> None:
+    """A Celery worker for batch chunks and background jobs."""
+    from pamtalk.batching.celery_app import app as celery
+
+    argv = [*_celery_argv("worker", loglevel), "-Q", queues, "--concurrency", str(concurrency)]
+    celery.worker_main(argv)
+
+
+@app.command()
+def beat(loglevel: str = "INFO") -> None:
+    """The Celery beat scheduler: nightly scoring at 02:00 Asia/Seoul."""
+    from pamtalk.batching.celery_app import app as celery
+
+    schedule = Path("var/celerybeat-schedule")
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    celery.start([*_celery_argv("beat", loglevel), "--schedule", str(schedule)])
 
 
 @app.command()

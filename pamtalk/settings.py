@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     ray_num_cpus: float = Field(default=0.5, ge=0)
     ray_num_gpus: float = Field(default=0.0, ge=0)  # fractions share a GPU between replicas
 
+    # Batch scoring (pamtalk/batching)
+    batch_demand_chunk: int = Field(default=64, ge=1)  # series per chunk
+    batch_esg_chunk: int = Field(default=512, ge=1)  # farms per chunk
+    batch_max_batch_size: int = Field(default=2048, ge=1)  # rows per model call in workers
+    batch_chunk_retries: int = Field(default=3, ge=0)
+    # Redis redelivers an unacknowledged task after this many seconds (RabbitMQ: at once
+    # when the worker's connection drops). Longer than the slowest chunk.
+    celery_visibility_timeout: int = Field(default=3600, ge=1)
+
     # HTTP
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: str = "INFO"

@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -220,7 +221,20 @@ class DemandForecast(Base):
 
 class EsgAssessment(Base):
     __tablename__ = "esg_assessments"
-    __table_args__ = (Index("ix_esg_assessments_farm", "farm_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_esg_assessments_farm", "farm_id", "created_at"),
+        # Batch scoring writes one row per (run date, farm, model version), however often a
+        # chunk runs; online scores (no job) are a log and may repeat.
+        Index(
+            "uq_esg_assessments_batch",
+            "run_date",
+            "farm_id",
+            "model_version",
+            unique=True,
+            postgresql_where=text("batch_job_id IS NOT NULL"),
+            sqlite_where=text("batch_job_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     farm_id: Mapped[int | None] = mapped_column(ForeignKey("farms.id"))
@@ -249,6 +263,24 @@ class BatchJob(Base):
     chunks_done: Mapped[int] = mapped_column(Integer, default=0)
     rows_written: Mapped[int] = mapped_column(BigInteger, default=0)
     error: Mapped[str | None] = mapped_column(String(2000))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class BatchChunk(Base):
+    """One unit of a job's work. Its row is written in the same transaction as its results,
+    so a chunk that runs twice (a redelivered task) is counted once."""
+
+    __tablename__ = "batch_chunks"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("batch_jobs.id"), primary_key=True)
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    items: Mapped[list[Any]] = mapped_column(JSON(), default=list)
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus), default=JobStatus.pending)
+    rows_written: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(2000))
     finished_at: Mapped[datetime | None]

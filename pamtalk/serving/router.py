@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pamtalk.serving.deployment import Deployment
@@ -28,6 +28,8 @@ class Routes:
     challenger: Deployment | None = None
     percent: int = 0
     mode: str = "split"
+    # Versions loaded on request (batch scoring pins the champion of when its job started).
+    pinned: dict[str, Deployment] = field(default_factory=dict)
 
     def pick(self, key: str | None) -> tuple[Deployment | None, Role, Deployment | None]:
         """(answering deployment, its role, shadow deployment or None)."""
@@ -42,4 +44,4 @@ class Routes:
         for deployment in (self.champion, self.challenger):
             if deployment is not None and deployment.version == version:
                 return deployment
-        return None
+        return self.pinned.get(version)

@@ -122,9 +122,11 @@ class PredictorService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
         for routes in self.routes.values():
-            for deployment in {d for d in (routes.champion, routes.challenger) if d}:
+            loaded = {d for d in (routes.champion, routes.challenger) if d}
+            for deployment in loaded | set(routes.pinned.values()):
                 await deployment.retire()
             routes.champion = routes.challenger = None
+            routes.pinned.clear()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.backend.close()
 
@@ -164,6 +166,16 @@ class PredictorService:
                 log.info("retiring %s v%s", name, retired.version)
                 self._spawn(retired.retire())
             self._publish_versions(name, before | after)
+
+    async def pin(self, name: str, version: str) -> None:
+        """Load ``version`` (if it is not served already) so that ``infer(..., version=)``
+        reaches it whatever the aliases do meanwhile."""
+        self.contract(name)
+        async with self._sync_lock:
+            routes = self.routes[name]
+            if routes.version(version) is None:
+                client = await self._registry()
+                routes.pinned[version] = await self._deploy(client, name, version)
 
     async def _deploy(self, client: MlflowClient, name: str, version: str) -> Deployment:
         artifact = await asyncio.to_thread(fetch, client, self.settings, name, version)

@@ -1,0 +1,151 @@
+"""Job records: a job pins the champion versions when it starts and is split into chunks;
+each chunk's completion is written with its results, so progress counts are exact however
+often a chunk runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pamtalk.db.models import BatchChunk, BatchJob, Farm, FarmStatus, JobStatus
+from pamtalk.db.types import utcnow
+from pamtalk.domain import CROPS, REGIONS
+from pamtalk.errors import NotFound
+
+ChunkKind = Literal["demand", "esg"]
+NIGHTLY = "nightly"
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    kind: ChunkKind
+    items: list[Any]  # "crop:region" series, or farm ids
+
+
+def every_series() -> list[str]:
+    return [f"{crop}:{region}" for crop in CROPS for region in REGIONS]
+
+
+async def active_farm_ids(session: AsyncSession) -> list[int]:
+    rows = await session.scalars(
+        select(Farm.id).where(Farm.status == FarmStatus.active).order_by(Farm.id)
+    )
+    return list(rows)
+
+
+def split(kind: ChunkKind, items: list[Any], size: int) -> list[ChunkPlan]:
+    return [ChunkPlan(kind, items[i : i + size]) for i in range(0, len(items), size)]
+
+
+async def create(
+    session: AsyncSession,
+    kind: str,
+    run_date: date,
+    versions: dict[str, str],
+    chunks: list[ChunkPlan],
+    created_by: int | None = None,
+) -> BatchJob:
+    job = BatchJob(
+        kind=kind,
+        run_date=run_date,
+        status=JobStatus.pending,
+        params={"versions": versions},
+        chunks_total=len(chunks),
+        created_by=created_by,
+    )
+    session.add(job)
+    await session.flush()
+    session.add_all(
+        BatchChunk(job_id=job.id, index=i, kind=c.kind, items=c.items) for i, c in enumerate(chunks)
+    )
+    await session.commit()
+    return job
+
+
+async def get(session: AsyncSession, job_id: int) -> BatchJob:
+    job = await session.get(BatchJob, job_id, populate_existing=True)
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+async def start_chunk(session: AsyncSession, job_id: int, index: int) -> BatchChunk:
+    """Count the attempt and mark the job running; returns the chunk to work on."""
+    chunk = await session.get(BatchChunk, (job_id, index), populate_existing=True)
+    if chunk is None:
+        raise NotFound(f"job {job_id} has no chunk {index}")
+    chunk.attempts += 1
+    await session.execute(
+        update(BatchJob)
+        .where(BatchJob.id == job_id, BatchJob.status == JobStatus.pending)
+        .values(status=JobStatus.running, started_at=utcnow())
+    )
+    await session.commit()
+    return chunk
+
+
+async def finish_chunk(session: AsyncSession, job_id: int, index: int, rows: int) -> None:
+    """Within the transaction that wrote the chunk's rows: mark it done and recount the job
+    from its chunks. The job row is locked so that concurrent chunks recount in turn."""
+    await session.execute(
+        update(BatchChunk)
+        .where(BatchChunk.job_id == job_id, BatchChunk.index == index)
+        .values(status=JobStatus.completed, rows_written=rows, error=None, finished_at=utcnow())
+    )
+    await _lock(session, job_id)
+    done, written = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(BatchChunk.rows_written), 0)).where(
+                BatchChunk.job_id == job_id, BatchChunk.status == JobStatus.completed
+            )
+        )
+    ).one()
+    job = await get(session, job_id)
+    job.chunks_done, job.rows_written = int(done), int(written)
+    if job.chunks_done == job.chunks_total and job.status != JobStatus.failed:
+        job.status, job.finished_at = JobStatus.completed, utcnow()
+
+
+async def fail_chunk(session: AsyncSession, job_id: int, index: int, reason: str) -> None:
+    """A chunk that failed for good fails its job, with the reason; nothing is dropped
+    silently. Rows other chunks wrote stay (each is keyed and complete on its own)."""
+    reason = reason[:1900]
+    await session.execute(
+        update(BatchChunk)
+        .where(BatchChunk.job_id == job_id, BatchChunk.index == index)
+        .values(status=JobStatus.failed, error=reason, finished_at=utcnow())
+    )
+    await _lock(session, job_id)
+    job = await get(session, job_id)
+    job.status, job.finished_at = JobStatus.failed, utcnow()
+    job.error = f"chunk {index} failed: {reason}"
+    await session.commit()
+
+
+async def _lock(session: AsyncSession, job_id: int) -> None:
+    await session.execute(select(BatchJob.id).where(BatchJob.id == job_id).with_for_update())
+
+
+def progress(job: BatchJob) -> dict[str, Any]:
+    """The job as /v1/jobs and the CLI show it."""
+    end = job.finished_at or utcnow()
+    seconds = (end - job.started_at).total_seconds() if job.started_at else 0.0
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "run_date": job.run_date,
+        "status": job.status,
+        "versions": job.params.get("versions", {}),
+        "chunks_done": job.chunks_done,
+        "chunks_total": job.chunks_total,
+        "rows_written": job.rows_written,
+        "rows_per_second": round(job.rows_written / seconds, 1) if seconds > 0 else None,
+        "error": job.error,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    }
