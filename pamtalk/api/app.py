@@ -19,6 +19,7 @@ from pamtalk.api.routes import (
     esg,
     farms,
     health,
+    jobs,
     oip,
     predictions,
     transactions,
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.pamtalk.close_jobs()
             await app.state.pamtalk.predictor.close()
             await app.state.pamtalk.cache.close()
             await engine.dispose()
@@ -60,7 +62,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (health, auth, users, farms, transactions, dashboard, predictions, esg, oip):
+    for module in (
+        health,
+        auth,
+        users,
+        farms,
+        transactions,
+        dashboard,
+        predictions,
+        esg,
+        jobs,
+        oip,
+    ):
         app.include_router(module.router, responses=errors.RESPONSES)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

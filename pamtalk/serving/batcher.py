@@ -170,9 +170,15 @@ class DynamicBatcher:
                 if wrong:
                     raise RuntimeError(f"the model returned {wrong[0]} rows for {rows}")
             except Exception as exc:
-                INFERENCE_REJECTED.labels(self.model, "failed").inc()
-                failure = InferenceFailed(
-                    f"{self.model} v{self.version} failed on a batch of {rows} rows: {exc}"
+                reason = "queue_full" if isinstance(exc, TooManyRequests) else "failed"
+                INFERENCE_REJECTED.labels(self.model, reason).inc()
+                # Our own errors (a backend's 429, say) reach the callers as they are.
+                failure = (
+                    exc
+                    if isinstance(exc, PamtalkError)
+                    else InferenceFailed(
+                        f"{self.model} v{self.version} failed on a batch of {rows} rows: {exc}"
+                    )
                 )
                 for request in batch:
                     if not request.future.done():
