@@ -127,7 +127,13 @@ async def fail_chunk(session: AsyncSession, job_id: int, index: int, reason: str
 
 
 async def _lock(session: AsyncSession, job_id: int) -> None:
-    await session.execute(select(BatchJob.id).where(BatchJob.id == job_id).with_for_update())
+    """FOR NO KEY UPDATE, not FOR UPDATE: the chunk's result rows reference the job, so their
+    inserts already hold FOR KEY SHARE on its row; FOR UPDATE conflicts with that, and two
+    chunks finishing together would each wait for the other (a deadlock). NO KEY UPDATE
+    still makes concurrent recounts take turns."""
+    await session.execute(
+        select(BatchJob.id).where(BatchJob.id == job_id).with_for_update(key_share=True)
+    )
 
 
 def progress(job: BatchJob) -> dict[str, Any]:

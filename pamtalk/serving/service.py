@@ -60,14 +60,14 @@ def make_backend(settings: Settings) -> Backend:
 
 
 def fetch(client: MlflowClient, settings: Settings, name: str, version: str) -> Artifact:
-    """Download ``version`` and pick its precision: int8 where its run says int8 is as good
-    (tag int8=yes) and the model runs on the CPU; dynamic int8 ops have no GPU kernels."""
+    """Download ``version`` at the configured precision. ``auto`` serves fp32: dynamic int8
+    quantizes activations with one scale per batch, so under dynamic batching a row's answer
+    would depend on its batch-mates (measured: up to ~0.9 kg on a demand forecast), and it
+    gave no CPU speed-up on these networks (docs/models.md). ``int8`` serves the int8 file of
+    runs whose gates accepted it (tag int8=yes), on the CPU only: its ops have no GPU kernels."""
     resolved = promote.download(client, promote.version_of(client, name, version))
     on_cpu = choose(settings.device)[0][0] == CPU
-    wants_int8 = settings.serving_precision == "int8" or (
-        settings.serving_precision == "auto" and on_cpu
-    )
-    if wants_int8 and resolved.int8 is not None:
+    if settings.serving_precision == "int8" and on_cpu and resolved.int8 is not None:
         return Artifact(name, version, resolved.int8, "int8")
     return Artifact(name, version, resolved.fp32, "fp32")
 

@@ -33,3 +33,11 @@ async def test_bad_inputs_are_refused_alone(service: PredictorService) -> None:
         await service.infer("pamtalk-nope", [practices, mask])
     with pytest.raises(NotFound, match="not being served"):
         await service.infer("pamtalk-esg", [practices, mask], version="9")
+
+
+async def test_served_versions_are_fp32_by_default(service: PredictorService) -> None:
+    served = {(s.model, s.version, s.role, s.precision, s.device) for s in service.served()}
+    assert served == {
+        ("pamtalk-demand", "1", "champion", "fp32", "cpu"),
+        ("pamtalk-esg", "1", "champion", "fp32", "cpu"),
+    }
