@@ -1,0 +1,206 @@
+"""Batch scoring throughput: end-to-end rows/s against the model's raw ONNX Runtime speed.
+
+What it measures
+    On PostgreSQL with seeded data, per model, at the same batch size:
+
+    * raw: ONNX Runtime alone (``pamtalk.gpu.session.Session``, the session serving uses)
+      scoring ready-made inputs of one chunk's size, over and over: output rows per second
+      (a demand series gives 28 forecast rows, a farm one assessment);
+    * end to end: a job of that model's chunks run by ``pamtalk.batching.runner.run_inline``
+      (the code a Celery worker runs for each chunk): read the chunk's inputs, build
+      features, infer through the predictor service at the pinned version, upsert the rows
+      and the chunk's completion in one transaction; rows written per second of wall time.
+
+    Both run in this one process, one after the other, repeated ``--repeat`` times; the
+    table gives medians and the ratio end-to-end / raw (goal: at least 0.5).
+
+The models
+    Full-size architectures trained for one epoch on the generator (speed depends on the
+    architecture, not on how well it is trained), registered and promoted in a temporary
+    MLflow store.
+
+How to run
+    Needs PostgreSQL on 127.0.0.1:5432 (user ``postgres``, trust auth). From the repo root::
+
+        .venv/bin/python bench/batch.py [--repeat 5] [--demand-chunk 256] [--esg-chunk 512]
+                                        [--farms 2000] [--write]
+
+    It recreates the database ``pamtalk_bench_batch``, seeds it, trains the models (about a
+    minute), measures, prints a Markdown table, and with ``--write`` puts it in
+    docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+
+from pamtalk.batching import jobs, runner
+from pamtalk.db.manage import seed_database, upgrade_database
+from pamtalk.db.seed import SeedSize
+from pamtalk.gpu.session import Session
+from pamtalk.models.contract import DEMAND, DEMAND_HORIZON, ESG
+from pamtalk.registry import promote, publish, store
+from pamtalk.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "benchmarks.md"
+SECTION = "## Batch scoring: end to end vs raw ONNX Runtime"
+RUN_DATE = dt.date(2026, 11, 26)
+
+
+async def fresh_database(name: str) -> str:
+    admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+
+def train_models(settings: Settings, work: Path) -> dict[str, Path]:
+    client = store.connect(settings)
+    paths = {}
+    for kind, contract in (("demand", DEMAND), ("esg", ESG)):
+        print(f"training {contract.registered_name} (full size, one epoch) ...", flush=True)
+        _, version = publish.train_and_register(
+            client,
+            settings,
+            kind,
+            out_dir=work / kind,
+            epochs=1,  # type: ignore[arg-type]
+        )
+        promote.promote(client, contract.registered_name, version)
+        resolved = promote.resolve(client, contract.registered_name)
+        assert resolved is not None
+        paths[contract.registered_name] = resolved.fp32
+    return paths
+
+
+def raw_rows_per_second(path: Path, batch: int, rows_per_item: int, seconds: float) -> float:
+    session = Session(path, device="cpu", threads=Settings().serving_threads)
+    inputs = session.example(batch)
+    rng = np.random.default_rng(0)
+    inputs = [rng.random(a.shape, dtype=np.float32) * 100 for a in inputs]
+    session.warm_up([batch])
+    calls, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        session.run(inputs)
+        calls += 1
+    return calls * batch * rows_per_item / elapsed
+
+
+async def end_to_end(
+    ctx: runner.BatchContext, kind: jobs.ChunkKind, items: list[object], size: int
+) -> tuple[float, int]:
+    versions = await asyncio.to_thread(runner.champions, ctx.settings)
+    async with ctx.sessions() as session:
+        job = await jobs.create(
+            session, f"bench-{kind}", RUN_DATE, versions, jobs.split(kind, items, size)
+        )
+    start = time.perf_counter()
+    job = await runner.run_inline(ctx, job.id)
+    elapsed = time.perf_counter() - start
+    assert job.status == "completed", job.error
+    return job.rows_written / elapsed, job.rows_written
+
+
+async def main(args: argparse.Namespace) -> str:
+    url = await fresh_database("pamtalk_bench_batch")
+    work = Path(tempfile.mkdtemp(prefix="pamtalk-bench-batch-"))
+    settings = Settings(
+        database_url=url,
+        mlflow_tracking_uri=f"sqlite:///{work}/mlflow.db",
+        batch_demand_chunk=args.demand_chunk,
+        batch_esg_chunk=args.esg_chunk,
+    )
+    await upgrade_database(settings)
+    print(await seed_database(settings, SeedSize(farms=args.farms, transactions=args.transactions)))
+    models = await asyncio.to_thread(train_models, settings, work)
+    ctx = runner.BatchContext(settings)
+    async with ctx.sessions() as session:
+        farms = await jobs.active_farm_ids(session)
+    rows: dict[str, dict[str, list[float]]] = {"demand": {}, "esg": {}}
+    try:
+        for _ in range(args.repeat):
+            for kind, contract, items, size, per_item in (
+                ("demand", DEMAND, jobs.every_series(), args.demand_chunk, DEMAND_HORIZON),
+                ("esg", ESG, farms, args.esg_chunk, 1),
+            ):
+                raw = await asyncio.to_thread(
+                    raw_rows_per_second, models[contract.registered_name], size, per_item, 3.0
+                )
+                e2e, written = await end_to_end(ctx, kind, items, size)  # type: ignore[arg-type]
+                for name, value in (("raw", raw), ("e2e", e2e), ("rows", written)):
+                    rows[kind].setdefault(name, []).append(value)
+                print(f"{kind}: raw {raw:,.0f} rows/s, end to end {e2e:,.0f} rows/s", flush=True)
+    finally:
+        await ctx.close()
+    return table(args, rows)
+
+
+def table(args: argparse.Namespace, rows: dict[str, dict[str, list[float]]]) -> str:
+    lines = [
+        "| model | batch (chunk) | rows per job | raw ORT rows/s | end-to-end rows/s | ratio |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for kind, size in (("demand", args.demand_chunk), ("esg", args.esg_chunk)):
+        raw = statistics.median(rows[kind]["raw"])
+        e2e = statistics.median(rows[kind]["e2e"])
+        lines.append(
+            f"| pamtalk-{kind} | {size} | {int(rows[kind]['rows'][0]):,} | {raw:,.0f} | "
+            f"{e2e:,.0f} | {e2e / raw:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def write_docs(text: str, args: argparse.Namespace) -> None:
+    command = (
+        f".venv/bin/python bench/batch.py --repeat {args.repeat} --demand-chunk "
+        f"{args.demand_chunk} --esg-chunk {args.esg_chunk} --farms {args.farms} --write"
+    )
+    section = (
+        f"{SECTION}\n\n"
+        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
+        f"({os.cpu_count()} cores, shared with other work), PostgreSQL 15 on the same box, "
+        f"medians of {args.repeat} runs, raw and end to end alternating in one process.\n\n"
+        f"```\n{command}\n```\n\n{text}\n\n"
+        "Raw: ONNX Runtime on ready-made inputs of one chunk's size, one intra-op thread (the "
+        "serving setting). End to end: the worker's chunk code, in order: read the chunk's "
+        "inputs in one query, features, inference through the predictor service at the pinned "
+        "version, one bulk upsert with the chunk's completion in a transaction.\n"
+    )
+    current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    if SECTION in current:
+        head, _, rest = current.partition(SECTION)
+        tail = rest[rest.find("\n## ") :] if "\n## " in rest else ""
+        current = head.rstrip() + "\n\n" + section + tail
+    else:
+        current = current.rstrip() + "\n\n" + section
+    DOCS.write_text(current)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--demand-chunk", type=int, default=256)
+    parser.add_argument("--esg-chunk", type=int, default=512)
+    parser.add_argument("--farms", type=int, default=2000)
+    parser.add_argument("--transactions", type=int, default=20_000)
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    arguments = parser.parse_args()
+    result = asyncio.run(main(arguments))
+    print(result)
+    if arguments.write:
+        write_docs(result, arguments)
