@@ -33,5 +33,11 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/api.py
 
+# The seed's load test (Locust) on PostgreSQL + Redis + `pamtalk serve --workers 2`: the
+# three scenarios, scaled down (bench/loadtest.py; LOADTEST_ARGS=--full for full length).
+.PHONY: loadtest
+loadtest: $(STAMP)
+	$(BIN)/python bench/loadtest.py $(LOADTEST_ARGS)
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,429 @@
+"""The seed's load test on the production-like single box: what ``make loadtest`` runs.
+
+What it does
+    1. PostgreSQL: drops and creates the database ``pamtalk_loadtest`` (``--db-name``) on
+       postgres@127.0.0.1:5432; Redis: flushes db 3 (``--redis-url``).
+    2. Models: a local MLflow store in ``bench/results/loadtest/mlflow`` with tiny trained
+       champions of both models (``ensure_champions(..., tiny=True)``, about 15 s the first
+       time, reused afterwards), so that ``pamtalk init`` does not train full-size ones and
+       predictions have a champion to answer with.
+    3. ``pamtalk init`` (migrate; seed 300 farms, 60,000 transactions and the demo users;
+       register a random admin key), then ``pamtalk serve --workers 2`` (``--workers``) on a
+       free port, local serving backend (in-process ONNX Runtime), waiting for ``/readyz``.
+    4. The runs, one after another, each ``pamtalk loadtest`` (Locust, headless) with its
+       report in ``bench/results/loadtest/<run>/``:
+
+       ========  ========  ======  ===========  =========================  ==============
+       run       scenario  users   target RPS   ramp                       scaled: s (ramp)
+       ========  ========  ======  ===========  =========================  ==============
+       basic     basic     1,000   20           linear                     60 (15)
+       basic-50  basic     1,000   50 (phase 1) linear                     60 (15)
+       peak      peak      5,000   100          exponential                90 (45)
+       spike     spike     10,000  500          linear, 30 s               90 (30)
+       ========  ========  ======  ===========  =========================  ==============
+
+       Durations are scaled down from the scenarios' own (300 / 600 / 300 s) to keep the run
+       near 10 minutes on 2 cores; ``--full`` runs them in full. While each runs, the CPU
+       used by the server's processes, PostgreSQL and the whole box is sampled.
+    5. Stops the server, drops the database, and writes ``summary.md`` (the table for
+       docs/benchmarks.md) and ``summary.json`` next to the reports.
+
+    Exit status: 0 when every run passed all its SLOs (the seed's and ours), 1 otherwise.
+
+How to run
+    Needs PostgreSQL on 127.0.0.1:5432 (user ``postgres``, trust auth) and Redis on
+    127.0.0.1:6379. From the repository root::
+
+        make loadtest
+        .venv/bin/python bench/loadtest.py [--runs basic,spike] [--full] [--workers 2]
+                                           [--loadtest-args "--rps 300"] [--out DIR]
+
+Caveat: Locust runs on the same cores as the server, PostgreSQL and Redis; each run's
+``summary.json`` records the cores the load generator used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import psutil
+from redis import asyncio as aioredis
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "loadtest"
+READY_TIMEOUT_S = 90.0
+PAUSE_S = 5.0  # between runs, for the box to settle
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str
+    scenario: str
+    scaled: tuple[float, float]  # duration, ramp (s)
+    extra: tuple[str, ...] = ()
+
+
+RUNS = (
+    Run("basic", "basic", (60, 15)),
+    Run("basic-50", "basic", (60, 15), ("--rps", "50")),
+    Run("peak", "peak", (90, 45)),
+    Run("spike", "spike", (90, 30)),
+)
+
+PREPARE_MODELS = """
+import sys
+from pathlib import Path
+from pamtalk.registry import defaults, store
+from pamtalk.settings import Settings
+folder = Path(sys.argv[1])
+folder.mkdir(parents=True, exist_ok=True)
+settings = Settings(mlflow_tracking_uri=f"sqlite:///{folder}/mlflow.db")
+client = store.connect(settings)
+promoted = defaults.ensure_champions(client, settings, folder / "train", say=print, tiny=True)
+print("models:", ", ".join(promoted) or "champions already there")
+"""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default=",".join(r.label for r in RUNS), help="which runs")
+    parser.add_argument("--full", action="store_true", help="the scenarios' full durations")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--db-name", default="pamtalk_loadtest")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/3")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
+    parser.add_argument(
+        "--loadtest-args", default="", help='more for every run, e.g. "--rps 300 --users 6000"'
+    )
+    return parser.parse_args(argv)
+
+
+def say(message: str) -> None:
+    print(f"[loadtest] {message}", file=sys.stderr, flush=True)
+
+
+# --- services ---------------------------------------------------------------------------------
+
+
+async def recreate_database(pg_url: str, name: str, *, create: bool = True) -> None:
+    conn = await asyncpg.connect(f"{pg_url}/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if create:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def flush_redis(url: str) -> None:
+    client = aioredis.Redis.from_url(url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pamtalk() -> str:
+    return str(Path(sys.executable).with_name("pamtalk"))
+
+
+def server_env(args: argparse.Namespace, models: Path) -> dict[str, str]:
+    pg_host = args.pg_url.removeprefix("postgresql://")
+    env = {
+        **os.environ,
+        "PAMTALK_ENV": "dev",
+        "PAMTALK_DATABASE_URL": f"postgresql+asyncpg://{pg_host}/{args.db_name}",
+        "PAMTALK_REDIS_URL": args.redis_url,
+        "PAMTALK_MLFLOW_TRACKING_URI": f"sqlite:///{models}/mlflow.db",
+        "PAMTALK_SERVING_BACKEND": "local",
+        "PAMTALK_ADMIN_API_KEY": secrets.token_hex(24),
+        "PAMTALK_LOG_LEVEL": "WARNING",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # `pamtalk serve` makes its own
+    env.pop("PAMTALK_CELERY_BROKER_URL", None)
+    return env
+
+
+def step(what: str, command: list[str], env: dict[str, str]) -> None:
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    say(f"{what}: {time.perf_counter() - started:.1f} s")
+
+
+@contextlib.contextmanager
+def server(env: dict[str, str], workers: int, log: Path) -> Iterator[tuple[str, int]]:
+    """``pamtalk serve`` in its own process group; the whole group stops on exit."""
+    port = free_port()
+    command = [pamtalk(), "serve", "--workers", str(workers), "--port", str(port)]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, proc, log)
+        yield url, proc.pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited:\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"the server did not get ready:\n{log.read_text()[-3000:]}")
+
+
+# --- CPU accounting -----------------------------------------------------------------------------
+
+
+def _cpu(procs: list[psutil.Process]) -> dict[int, float]:
+    """CPU seconds (user + system) per live process."""
+    found = {}
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            found[proc.pid] = times.user + times.system
+    return found
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _named(name: str) -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["name"]) if p.info["name"] == name]
+
+
+def _used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two snapshots; a process that started in between counts whole,
+    one that ended in between is lost (PostgreSQL keeps its pooled backends)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+@dataclass
+class CpuMeter:
+    """Cores used over a window: the server's process tree, PostgreSQL's processes (the
+    whole cluster: other databases' work included), Redis, and the whole box."""
+
+    server_pid: int
+
+    def _snapshot(self) -> dict[str, dict[int, float]]:
+        return {
+            "server": _cpu(_tree(self.server_pid)),
+            "postgres": _cpu(_named("postgres")),
+            "redis": _cpu(_named("redis-server")),
+        }
+
+    def __enter__(self) -> CpuMeter:
+        self.began = time.perf_counter()
+        self.before = self._snapshot()
+        self.box = psutil.cpu_times()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        wall = time.perf_counter() - self.began
+        after = self._snapshot()
+        box = psutil.cpu_times()
+        busy = (sum(box) - box.idle - box.iowait) - (
+            sum(self.box) - self.box.idle - self.box.iowait
+        )
+        self.result = {
+            f"{what}_cores": round(_used(self.before[what], after[what]) / wall, 2)
+            for what in ("server", "postgres", "redis")
+        } | {"box_busy_cores": round(busy / wall, 2)}
+
+
+# --- runs and the summary -----------------------------------------------------------------------
+
+
+def run_one(run: Run, url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+    out = args.out / run.label
+    command = [pamtalk(), "loadtest", "--scenario", run.scenario, "--target", url]
+    command += ["--report", str(out), *run.extra, *shlex.split(args.loadtest_args)]
+    if not args.full:
+        duration, ramp = run.scaled
+        command += ["--duration", f"{duration:g}", "--ramp", f"{ramp:g}"]
+    say(f"run {run.label}: {' '.join(command[1:])}")
+    cache_before = cache_counts(url)
+    loadtest = subprocess.Popen(command, cwd=ROOT)
+    meter = CpuMeter(pid)
+    with contextlib.ExitStack() as window:
+        # Meter while Locust runs only: not the logins before it (Argon2 on the server).
+        locust = _wait_for_locust(loadtest)
+        if locust is not None:
+            window.enter_context(meter)
+            with contextlib.suppress(psutil.Error):
+                locust.wait()
+    code = loadtest.wait()
+    if code not in (0, 1) or locust is None:
+        raise RuntimeError(f"run {run.label}: pamtalk loadtest exited with {code}")
+    summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
+    summary["machine"] |= meter.result
+    summary["cache_hit_ratio"] = hit_ratios(cache_before, cache_counts(url))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    kept = {k: v for k, v in summary.items() if k != "timeline"}  # it is in the run's own
+    return {"run": run.label, "command": "pamtalk " + " ".join(command[1:]), **kept}
+
+
+CACHE_LINE = re.compile(r'^cache_requests_total\{namespace="([^"]+)",result="([^"]+)"\} (\S+)$')
+
+
+def cache_counts(url: str) -> dict[str, float]:
+    """``cache_requests_total`` by namespace and result, summed over the workers."""
+    counts: dict[str, float] = {}
+    with contextlib.suppress(httpx.HTTPError):
+        for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+            if match := CACHE_LINE.match(line):
+                key = f"{match[1]}:{match[2]}"
+                counts[key] = counts.get(key, 0.0) + float(match[3])
+    return counts
+
+
+def hit_ratios(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Per namespace, the share of lookups during the run that were hits."""
+    delta = {k: after[k] - before.get(k, 0.0) for k in after}
+    ratios = {}
+    for namespace in sorted({k.split(":")[0] for k in delta}):
+        hits = delta.get(f"{namespace}:hit", 0.0)
+        total = sum(v for k, v in delta.items() if k.startswith(f"{namespace}:"))
+        if total:
+            ratios[namespace] = round(hits / total, 3)
+    return ratios
+
+
+def _wait_for_locust(parent: subprocess.Popen[bytes]) -> psutil.Process | None:
+    """The Locust process ``pamtalk loadtest`` starts, once it is there."""
+    while parent.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(parent.pid).children():
+                if "locust" in child.cmdline():
+                    return child
+        time.sleep(0.05)
+    return None
+
+
+def fmt(value: Any, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| run | users | target req/s | steady req/s | requests | errors | p50 ms | p95 ms "
+        "| p99 ms | max ms | seed SLOs | ours | server / PG / Locust / box cores |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+    ]
+    for r in results:
+        load, overall, steady, machine = r["load"], r["overall"], r["steady"], r["machine"]
+        verdicts = {}
+        for source in ("seed", "ours"):
+            failed = [c["rule"] for c in r["checks"] if c["source"] == source and not c["passed"]]
+            verdicts[source] = "pass" if not failed else "FAIL: " + "; ".join(failed)
+        cores = " / ".join(
+            fmt(machine.get(k), 2)
+            for k in ("server_cores", "postgres_cores", "generator_cpu_cores", "box_busy_cores")
+        )
+        lines.append(
+            f"| {r['run']} | {load['users']:,} | {load['rps']:g} | {fmt(steady['rps'])} "
+            f"| {overall['requests']:,} | {overall['failures']:,} | {fmt(overall['p50_ms'])} "
+            f"| {fmt(overall['p95_ms'])} | {fmt(overall['p99_ms'])} | {fmt(overall['max_ms'])} "
+            f"| {verdicts['seed']} | {verdicts['ours']} | {cores} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    chosen = [r for r in RUNS if r.label in args.runs.split(",")]
+    if not chosen:
+        raise SystemExit(f"--runs: choose from {', '.join(r.label for r in RUNS)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    models = args.out / "mlflow"
+    env = server_env(args, models)
+    started = dt.datetime.now(dt.UTC)
+    load_average = os.getloadavg()[0]
+    say(f"{started:%Y-%m-%d %H:%M} UTC, load average {load_average:.2f}, {os.cpu_count()} cpus")
+
+    step("models (tiny champions)", [sys.executable, "-c", PREPARE_MODELS, str(models)], env)
+    asyncio.run(recreate_database(args.pg_url, args.db_name))
+    asyncio.run(flush_redis(args.redis_url))
+    results = []
+    try:
+        step("pamtalk init", [pamtalk(), "init"], env)
+        with server(env, args.workers, args.out / "server.log") as (url, pid):
+            say(f"serving on {url} with {args.workers} workers")
+            for i, run in enumerate(chosen):
+                if i:
+                    time.sleep(PAUSE_S)
+                results.append(run_one(run, url, pid, args))
+    finally:
+        if not args.keep_db:
+            asyncio.run(recreate_database(args.pg_url, args.db_name, create=False))
+
+    table = markdown(results)
+    header = (
+        f"{started:%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cpus; server --workers {args.workers}; "
+        f"{'full' if args.full else 'scaled-down'} durations"
+    )
+    (args.out / "summary.md").write_text(f"{header}\n\n{table}\n")
+    (args.out / "summary.json").write_text(
+        json.dumps(
+            {"started_at": started.isoformat(timespec="seconds"), "runs": results},
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
+    print(f"\n{header}\n\n{table}\n")
+    say(f"reports in {args.out}")
+    return 0 if all(r["verdict"] == "pass" for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
