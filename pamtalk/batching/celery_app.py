@@ -43,7 +43,7 @@ def create_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout},
+        broker_transport_options=_transport_options(settings.celery_visibility_timeout),
         broker_connection_retry_on_startup=True,
         task_serializer="json",
         accept_content=["json"],
@@ -55,6 +55,19 @@ def create_celery(settings: Settings) -> Celery:
         },
     )
     return celery
+
+
+def _transport_options(visibility_timeout: int) -> dict[str, int]:
+    """Redis gives back a task whose worker died without acknowledging it once it has been
+    unacknowledged for ``visibility_timeout`` seconds, but only when a worker sweeps for such
+    tasks: kombu sweeps every ``unacked_restore_interval`` x ``unacked_restore_throttle``
+    seconds (10 x 10 by default), so a short timeout would still wait up to 100 s. Sweep
+    every half timeout (1 s to 60 s) instead; RabbitMQ ignores these."""
+    return {
+        "visibility_timeout": visibility_timeout,
+        "unacked_restore_interval": max(1, min(60, visibility_timeout // 2)),
+        "unacked_restore_throttle": 1,
+    }
 
 
 settings = Settings()
