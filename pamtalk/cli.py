@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import os
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -269,43 +270,76 @@ def batch_score(
     PAMTALK_CELERY_BROKER_URL is set, else here (always waiting)."""
     from datetime import date
 
-    from tqdm import tqdm
-
-    from pamtalk.batching import jobs, runner
-    from pamtalk.db.models import BatchJob, JobStatus
+    from pamtalk.batching import runner
     from pamtalk.db.types import utcnow
     from pamtalk.domain import KST
 
-    settings = Settings()
     try:
         day = date.fromisoformat(run_date) if run_date else utcnow().astimezone(KST).date()
     except ValueError as exc:
         raise typer.BadParameter(f"--date must be YYYY-MM-DD, got {run_date!r}") from exc
 
+    async def plan(ctx: runner.BatchContext) -> tuple[int, list[tuple[int, str]]]:
+        job = await runner.plan_nightly(ctx, day)
+        typer.echo(f"job {job.id}: {job.chunks_total} chunks at {job.params['versions']}")
+        return job.id, await runner.chunk_kinds(ctx, job.id)
+
+    _drive_job(plan, wait)
+
+
+@batch_app.command("resume")
+def batch_resume(
+    job_id: int,
+    wait: Annotated[bool, typer.Option(help="follow the job until it ends")] = False,
+) -> None:
+    """Run a job's unfinished chunks again (lost by a broker or a cut-off process, or failed
+    for a reason since fixed); the rows already written stay and are not duplicated."""
+    from pamtalk.batching import runner
+
+    async def reopen(ctx: runner.BatchContext) -> tuple[int, list[tuple[int, str]]]:
+        chunks = await runner.reopen(ctx, job_id)
+        typer.echo(f"job {job_id}: {len(chunks)} chunks to run again")
+        return job_id, chunks
+
+    _drive_job(reopen, wait)
+
+
+def _drive_job(
+    start: Callable[[Any], Awaitable[tuple[int, list[tuple[int, str]]]]], wait: bool
+) -> None:
+    """Start a job's chunks on the workers (or here, without a broker), follow its progress
+    with a bar, print the outcome; exit 1 if it failed."""
+    from tqdm import tqdm
+
+    from pamtalk.batching import jobs, runner
+    from pamtalk.db.models import BatchJob, JobStatus
+
+    settings = Settings()
+
     async def run() -> dict[str, object]:
         ctx = runner.BatchContext(settings)
         try:
-            job = await runner.plan_nightly(ctx, day)
-            typer.echo(f"job {job.id}: {job.chunks_total} chunks at {job.params['versions']}")
-            bar = tqdm(total=job.chunks_total, unit="chunk", disable=None)
+            job_id, chunks = await start(ctx)
+            job = await runner.status(ctx, job_id)
+            bar = tqdm(total=job.chunks_total, initial=job.chunks_done, unit="chunk", disable=None)
 
             def advance(now: BatchJob) -> None:
                 bar.update(now.chunks_done - bar.n)
 
             if settings.celery_broker_url is None:
-                job = await runner.run_inline(ctx, job.id, advance)
+                job = await runner.run_inline(ctx, job_id, advance)
             else:
                 from pamtalk.batching.celery_app import app as celery
                 from pamtalk.batching.celery_app import dispatch
 
-                dispatch(celery, job.id, await runner.chunk_kinds(ctx, job.id))
+                dispatch(celery, job_id, chunks)
                 if not wait:
                     bar.close()
-                    typer.echo(f"queued; follow it with `GET /v1/jobs/{job.id}` or --wait")
+                    typer.echo(f"queued; follow it with `GET /v1/jobs/{job_id}` or --wait")
                     return jobs.progress(job)
                 while job.status not in (JobStatus.completed, JobStatus.failed):
                     await asyncio.sleep(0.5)
-                    job = await runner.status(ctx, job.id)
+                    job = await runner.status(ctx, job_id)
                     advance(job)
             bar.close()
             return jobs.progress(job)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from celery import Celery, Task
@@ -52,6 +52,7 @@ def create_celery(settings: Settings) -> Celery:
         enable_utc=True,
         beat_schedule={
             "nightly-scoring": {"task": "pamtalk.nightly", "schedule": NIGHTLY_AT},
+            "resume-stalled": {"task": "pamtalk.resume_stalled", "schedule": 600.0},
         },
     )
     return celery
@@ -124,6 +125,24 @@ def nightly(run_date: str | None = None) -> int:
     job = _run(lambda ctx: runner.plan_nightly(ctx, day))
     dispatch(app, job.id, _run(lambda ctx: runner.chunk_kinds(ctx, job.id)))
     return int(job.id)
+
+
+def stall_limit(settings: Settings) -> timedelta:
+    """How long a job may go without a finished chunk before its open chunks are sent
+    again: past any redelivery the broker would do by itself."""
+    return timedelta(seconds=max(600, 2 * settings.celery_visibility_timeout))
+
+
+@app.task(name="pamtalk.resume_stalled")
+def resume_stalled() -> list[int]:
+    """Send again the open chunks of jobs that stopped moving. Redis can lose a message
+    whose worker is killed between taking it and recording it as unacknowledged (kombu
+    #305); chunks are idempotent, so a duplicate costs only time."""
+    resumed = _run(lambda ctx: runner.stalled(ctx, stall_limit(settings)))
+    for job_id in resumed:
+        log.warning("job %s stalled: sending its open chunks again", job_id)
+        dispatch(app, job_id, _run(lambda ctx, j=job_id: runner.reopen(ctx, j)))
+    return list(resumed)
 
 
 @app.task(name="pamtalk.job_finished")

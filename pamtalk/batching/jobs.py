@@ -5,7 +5,7 @@ often a chunk runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import func, select, update
@@ -155,3 +155,44 @@ def progress(job: BatchJob) -> dict[str, Any]:
         "started_at": job.started_at,
         "finished_at": job.finished_at,
     }
+
+
+async def reopen(session: AsyncSession, job_id: int) -> list[tuple[int, str]]:
+    """Make every unfinished chunk pending again, and a failed job running again; returns
+    those chunks (index, kind) to run. For a job whose chunks were lost (a message dropped
+    by the broker, a process cut off) or failed for a reason since fixed."""
+    await _lock(session, job_id)
+    job = await get(session, job_id)
+    await session.execute(
+        update(BatchChunk)
+        .where(BatchChunk.job_id == job_id, BatchChunk.status != JobStatus.completed)
+        .values(status=JobStatus.pending, error=None)
+    )
+    if job.status == JobStatus.failed:
+        job.status, job.error, job.finished_at = JobStatus.running, None, None
+    open_chunks = await session.execute(
+        select(BatchChunk.index, BatchChunk.kind)
+        .where(BatchChunk.job_id == job_id, BatchChunk.status != JobStatus.completed)
+        .order_by(BatchChunk.index)
+    )
+    chunks = [(int(i), str(k)) for i, k in open_chunks]
+    await session.commit()
+    return chunks
+
+
+async def stalled(session: AsyncSession, idle: timedelta) -> list[int]:
+    """Unfinished jobs in which no chunk has finished for ``idle`` (nor has the job started
+    within it)."""
+    last = (
+        select(func.max(BatchChunk.finished_at))
+        .where(BatchChunk.job_id == BatchJob.id)
+        .scalar_subquery()
+    )
+    since = func.coalesce(last, BatchJob.started_at, BatchJob.created_at)
+    found = await session.scalars(
+        select(BatchJob.id).where(
+            BatchJob.status.in_([JobStatus.pending, JobStatus.running]),
+            since < utcnow() - idle,
+        )
+    )
+    return list(found)

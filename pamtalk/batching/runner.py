@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Literal
 
 from sqlalchemy import select
@@ -136,3 +136,13 @@ async def chunk_kinds(ctx: BatchContext, job_id: int) -> list[tuple[int, str]]:
             .order_by(BatchChunk.index)
         )
         return [(int(i), str(k)) for i, k in rows]
+
+
+async def reopen(ctx: BatchContext, job_id: int) -> list[tuple[int, str]]:
+    async with ctx.sessions() as session:
+        return await jobs.reopen(session, job_id)
+
+
+async def stalled(ctx: BatchContext, idle: timedelta) -> list[int]:
+    async with ctx.sessions() as session:
+        return await jobs.stalled(session, idle)
