@@ -38,7 +38,9 @@ def nightly_entry(celery: Celery, last_run_at: datetime, now: datetime) -> Sched
 
 
 def test_the_nightly_entry_runs_the_nightly_task_on_seoul_time(celery: Celery) -> None:
-    assert set(celery.conf.beat_schedule) == {"nightly-scoring"}
+    assert set(celery.conf.beat_schedule) == {"nightly-scoring", "resume-stalled"}
+    assert celery.conf.beat_schedule["resume-stalled"]["task"] == "pamtalk.resume_stalled"
+    assert "pamtalk.resume_stalled" in celery_app.app.tasks
     assert celery.conf.beat_schedule["nightly-scoring"]["task"] == "pamtalk.nightly"
     assert celery.conf.timezone == "Asia/Seoul"
     entry = nightly_entry(celery, datetime(2026, 11, 25, 2, tzinfo=SEOUL), datetime.now(UTC))
