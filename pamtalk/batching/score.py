@@ -107,7 +107,11 @@ async def _esg(
 ) -> list[dict[str, Any]]:
     farms = list(
         await session.scalars(
-            select(Farm).where(Farm.id.in_(farm_ids), Farm.status != FarmStatus.deleted)
+            select(Farm)
+            .where(Farm.id.in_(farm_ids), Farm.status != FarmStatus.deleted)
+            # A fixed order: two runs of one chunk (a redelivery) upsert keys in the same
+            # order, so they queue on each other instead of deadlocking.
+            .order_by(Farm.id)
         )
     )
     if not farms:
