@@ -55,8 +55,6 @@ import os
 import platform
 import random
 import secrets
-import signal
-import socket
 import string
 import subprocess
 import sys
@@ -70,7 +68,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-from redis import asyncio as aioredis
+from common import flush_redis, free_port, recreate_database, stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -142,31 +140,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def recreate_database(pg_url: str, name: str, *, create: bool = True) -> None:
-    conn = await asyncpg.connect(f"{pg_url}/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if create:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def flush_redis(url: str) -> None:
-    client = aioredis.Redis.from_url(url)
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def random_key(length: int = 40) -> str:
     alphabet = string.ascii_letters + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(length))
@@ -216,17 +189,6 @@ def server(env: dict[str, str], port: int, workers: int, log: Path) -> Iterator[
             yield f"http://127.0.0.1:{port}"
         finally:
             stop_process_group(proc)
-
-
-def stop_process_group(proc: subprocess.Popen[bytes], grace: float = 15.0) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 async def wait_ready(base_url: str) -> None:

@@ -42,8 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import asyncpg
 import numpy as np
+from common import recreate_database
 
 from pamtalk.batching import jobs, runner
 from pamtalk.db.manage import seed_database, upgrade_database
@@ -57,16 +57,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Batch scoring: end to end vs raw ONNX Runtime"
 RUN_DATE = dt.date(2026, 11, 26)
-
-
-async def fresh_database(name: str) -> str:
-    admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+PG_URL = "postgresql://postgres@127.0.0.1:5432"
+DATABASE = "pamtalk_bench_batch"
 
 
 def train_models(settings: Settings, work: Path) -> dict[str, Path]:
@@ -117,7 +109,8 @@ async def end_to_end(
 
 
 async def main(args: argparse.Namespace) -> str:
-    url = await fresh_database("pamtalk_bench_batch")
+    await recreate_database(PG_URL, DATABASE)
+    url = f"postgresql+asyncpg://{PG_URL.removeprefix('postgresql://')}/{DATABASE}"
     work = Path(tempfile.mkdtemp(prefix="pamtalk-bench-batch-"))
     settings = Settings(
         database_url=url,

@@ -53,8 +53,6 @@ import os
 import re
 import secrets
 import shlex
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -63,10 +61,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import psutil
-from redis import asyncio as aioredis
+from common import flush_redis, free_port, recreate_database, stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "loadtest"
@@ -126,31 +123,6 @@ def say(message: str) -> None:
 # --- services ---------------------------------------------------------------------------------
 
 
-async def recreate_database(pg_url: str, name: str, *, create: bool = True) -> None:
-    conn = await asyncpg.connect(f"{pg_url}/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if create:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def flush_redis(url: str) -> None:
-    client = aioredis.Redis.from_url(url)
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def pamtalk() -> str:
     return str(Path(sys.executable).with_name("pamtalk"))
 
@@ -194,14 +166,7 @@ def server(env: dict[str, str], workers: int, log: Path) -> Iterator[tuple[str, 
         wait_ready(url, proc, log)
         yield url, proc.pid
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc, grace=20)
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:

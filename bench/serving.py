@@ -62,7 +62,6 @@ import platform
 import re
 import secrets
 import signal
-import socket
 import string
 import subprocess
 import sys
@@ -78,6 +77,7 @@ import aiohttp
 import numpy as np
 import onnxruntime as ort
 import orjson
+from common import free_port
 from ray import serve
 from starlette.requests import Request
 
@@ -319,13 +319,6 @@ def target(name: str, setup: Setup) -> Target:
     if name.startswith("ours-"):
         return ours(setup, name.removeprefix("ours-"))
     return ray_peer(setup) if name == "ray-serve" else mlflow_server(setup)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
