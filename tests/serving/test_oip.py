@@ -39,19 +39,6 @@ ONNX_DATATYPES = {onnx.TensorProto.FLOAT: "FP32"}
 
 
 @pytest.fixture
-def settings(stack: Stack, registry_uri: str) -> Settings:
-    """The app of tests/conftest.py, serving the trained champions (v1) of both models."""
-    return Settings(
-        env="test",
-        database_url=stack.database_url,
-        redis_url=stack.redis_url,
-        admin_api_key=ADMIN_KEY,
-        mlflow_tracking_uri=registry_uri,
-        model_watch_interval=0,
-    )
-
-
-@pytest.fixture
 async def headers(new_actor: ActorFactory) -> dict[str, str]:
     return (await new_actor(Role.buyer)).headers
 
