@@ -4,7 +4,7 @@ the results with the chunk's completion in one transaction."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -15,7 +15,7 @@ from pamtalk.batching import jobs, writers
 from pamtalk.db.models import BatchJob, DemandDaily, Farm, FarmStatus
 from pamtalk.db.types import utcnow
 from pamtalk.models.contract import DEMAND, DEMAND_LOOKBACK, ESG, ESG_SCORES
-from pamtalk.models.demand.features import window_inputs
+from pamtalk.models.demand.features import daily_history, window_inputs
 from pamtalk.models.esg import features as esg_features
 from pamtalk.models.esg import methodology
 from pamtalk.serving.service import PredictorService
@@ -52,9 +52,7 @@ async def _demand(
     assert job.run_date is not None
     as_of = job.run_date - timedelta(days=1)  # the last complete day
     first = as_of - timedelta(days=DEMAND_LOOKBACK - 1)
-    position = {s: i for i, s in enumerate(series)}
     pairs = [tuple(s.split(":", 1)) for s in series]
-    history = np.zeros((len(series), DEMAND_LOOKBACK, 2), dtype=np.float32)
     found = await session.execute(
         select(
             DemandDaily.crop,
@@ -67,10 +65,10 @@ async def _demand(
             DemandDaily.day.between(first, as_of),
         )
     )
+    days: dict[str, list[tuple[date, int, int]]] = {s: [] for s in series}
     for crop, region, day, grams, value in found:
-        kg = grams / 1000
-        # KRW per kg where something was traded, 0 (unknown) otherwise: as in training.
-        history[position[f"{crop}:{region}"], (day - first).days] = (kg, value / kg if kg else 0)
+        days[f"{crop}:{region}"].append((day, grams, value))
+    history = np.stack([daily_history(days[s], as_of) for s in series])
     _, calendar = window_inputs(history[0], as_of)  # one calendar serves every series
     result = await service.infer(
         DEMAND.registered_name,

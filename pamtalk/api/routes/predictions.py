@@ -15,6 +15,7 @@ from pamtalk.db.types import utcnow
 from pamtalk.domain import KST
 from pamtalk.errors import InvalidInput
 from pamtalk.models.contract import DEMAND_LOOKBACK
+from pamtalk.models.demand.features import daily_history
 from pamtalk.serving import predictions
 
 router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
@@ -48,11 +49,7 @@ async def forecast_demand(
                 DemandDaily.day.between(first, as_of),
             )
         )
-        past = np.zeros((DEMAND_LOOKBACK, 2), dtype=np.float32)
-        for day, grams, value in rows:
-            kg = grams / 1000
-            # KRW per kg where something was traded, 0 (unknown) otherwise: as in training.
-            past[(day - first).days] = (kg, value / kg if kg > 0 else 0.0)
+        past = daily_history(rows, as_of)
         await db.commit()  # release the connection while the model works
         return past
 

@@ -9,6 +9,7 @@ Scaling happens inside the network, so serving and batch scoring feed raw number
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -137,6 +138,18 @@ def build_inputs(frame: pd.DataFrame, series: str, end: date) -> tuple[np.ndarra
     indexed = rows.set_index("date")[["demand_kg", "price_krw"]]
     past = indexed.reindex(days).fillna(0.0).to_numpy(dtype=np.float32)  # [56, 2]
     return window_inputs(past, last.date())
+
+
+def daily_history(rows: Iterable[tuple[date, int, int]], end: date) -> np.ndarray:
+    """[56, 2] (kg, KRW/kg) for the days ending on ``end``, from rows of the platform's daily
+    aggregate (day, quantity_g, value_krw). A day without a row is 0; the price is 0
+    (unknown) where nothing was traded: as ``data.from_daily_aggregate`` gives training."""
+    first = end - timedelta(days=LOOKBACK - 1)
+    past = np.zeros((LOOKBACK, 2), dtype=np.float32)
+    for day, grams, value in rows:
+        kg = grams / 1000
+        past[(day - first).days] = (kg, value / kg if kg > 0 else 0.0)
+    return past
 
 
 def window_inputs(past: np.ndarray, end: date) -> tuple[np.ndarray, np.ndarray]:
