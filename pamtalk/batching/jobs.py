@@ -73,6 +73,17 @@ async def get(session: AsyncSession, job_id: int) -> BatchJob:
     return job
 
 
+async def chunks(
+    session: AsyncSession, job_id: int, unfinished: bool = False
+) -> list[tuple[int, str]]:
+    """The job's chunks (index, kind) in order; with ``unfinished``, those not completed."""
+    query = select(BatchChunk.index, BatchChunk.kind).where(BatchChunk.job_id == job_id)
+    if unfinished:
+        query = query.where(BatchChunk.status != JobStatus.completed)
+    rows = await session.execute(query.order_by(BatchChunk.index))
+    return [(int(i), str(k)) for i, k in rows]
+
+
 async def start_chunk(session: AsyncSession, job_id: int, index: int) -> BatchChunk:
     """Count the attempt and mark the job running; returns the chunk to work on."""
     chunk = await session.get(BatchChunk, (job_id, index), populate_existing=True)
@@ -170,14 +181,9 @@ async def reopen(session: AsyncSession, job_id: int) -> list[tuple[int, str]]:
     )
     if job.status == JobStatus.failed:
         job.status, job.error, job.finished_at = JobStatus.running, None, None
-    open_chunks = await session.execute(
-        select(BatchChunk.index, BatchChunk.kind)
-        .where(BatchChunk.job_id == job_id, BatchChunk.status != JobStatus.completed)
-        .order_by(BatchChunk.index)
-    )
-    chunks = [(int(i), str(k)) for i, k in open_chunks]
+    open_chunks = await chunks(session, job_id, unfinished=True)
     await session.commit()
-    return chunks
+    return open_chunks
 
 
 async def stalled(session: AsyncSession, idle: timedelta) -> list[int]:

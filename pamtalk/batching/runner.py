@@ -10,11 +10,9 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Literal
 
-from sqlalchemy import select
-
 from pamtalk.batching import jobs
 from pamtalk.batching.score import run_chunk
-from pamtalk.db.models import BatchChunk, BatchJob, JobStatus
+from pamtalk.db.models import BatchJob
 from pamtalk.db.session import create_engine, create_session_factory
 from pamtalk.errors import ServiceUnavailable
 from pamtalk.models.contract import CONTRACTS
@@ -101,14 +99,7 @@ async def run_inline(
 ) -> BatchJob:
     """Every unfinished chunk, in order, retried as a worker would; stops at a chunk that
     fails for good (the job is then failed with its reason)."""
-    async with ctx.sessions() as session:
-        pending = await session.scalars(
-            select(BatchChunk.index)
-            .where(BatchChunk.job_id == job_id, BatchChunk.status != JobStatus.completed)
-            .order_by(BatchChunk.index)
-        )
-        indexes = list(pending)
-    for index in indexes:
+    for index, _ in await chunk_kinds(ctx, job_id, unfinished=True):
         for attempt in range(ctx.settings.batch_chunk_retries + 1):
             try:
                 await run_one(ctx, job_id, index)
@@ -128,14 +119,11 @@ async def status(ctx: BatchContext, job_id: int) -> BatchJob:
         return await jobs.get(session, job_id)
 
 
-async def chunk_kinds(ctx: BatchContext, job_id: int) -> list[tuple[int, str]]:
+async def chunk_kinds(
+    ctx: BatchContext, job_id: int, unfinished: bool = False
+) -> list[tuple[int, str]]:
     async with ctx.sessions() as session:
-        rows = await session.execute(
-            select(BatchChunk.index, BatchChunk.kind)
-            .where(BatchChunk.job_id == job_id)
-            .order_by(BatchChunk.index)
-        )
-        return [(int(i), str(k)) for i, k in rows]
+        return await jobs.chunks(session, job_id, unfinished)
 
 
 async def reopen(ctx: BatchContext, job_id: int) -> list[tuple[int, str]]:
