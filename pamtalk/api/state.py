@@ -32,7 +32,7 @@ class AppState:
 
     def batch_context(self) -> runner.BatchContext:
         if self._batch is None:
-            self._batch = runner.BatchContext(self.settings)
+            self._batch = runner.BatchContext(self.settings, self.engine)
         return self._batch
 
     async def start_job(self, job_id: int) -> None:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Literal
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from pamtalk.batching import jobs
 from pamtalk.batching.score import run_chunk
 from pamtalk.db.models import BatchJob
@@ -27,9 +29,11 @@ class BatchContext:
     """What a process that runs chunks holds: the database, and a predictor service that
     loads only the versions jobs pin, with large batches and a patient deadline."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, engine: AsyncEngine | None = None) -> None:
+        """``engine``: a process's own (the API's), shared rather than a second pool."""
         self.settings = settings
-        self.engine = create_engine(settings)
+        self._owns_engine = engine is None
+        self.engine = engine or create_engine(settings)
         self.sessions = create_session_factory(self.engine)
         self.service = PredictorService(
             settings.model_copy(
@@ -44,7 +48,8 @@ class BatchContext:
 
     async def close(self) -> None:
         await self.service.close()
-        await self.engine.dispose()
+        if self._owns_engine:
+            await self.engine.dispose()
 
 
 def champions(settings: Settings) -> dict[str, str]:
