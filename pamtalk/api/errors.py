@@ -46,6 +46,14 @@ _HTTP_CODES = {
 }
 
 
+def record_error(code: str) -> None:
+    """Count an error response and put its code in the access log line."""
+    ctx = context.current.get()
+    if ctx is not None:
+        ctx.error_code = code
+    ERRORS_TOTAL.labels(code).inc()
+
+
 def error_response(
     status: int,
     code: str,
@@ -53,10 +61,7 @@ def error_response(
     details: Any = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    ctx = context.current.get()
-    if ctx is not None:
-        ctx.error_code = code
-    ERRORS_TOTAL.labels(code).inc()
+    record_error(code)
     body: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         body["details"] = details

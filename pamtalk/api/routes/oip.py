@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pamtalk.api import context
 from pamtalk.api.deps import CurrentUser, PredictorDep, SettingsDep
-from pamtalk.api.metrics import ERRORS_TOTAL
+from pamtalk.api.errors import record_error
 from pamtalk.api.responses import JSONResponse
 from pamtalk.errors import PamtalkError, ServiceUnavailable
 from pamtalk.serving import oip
@@ -29,10 +29,7 @@ from pamtalk.settings import Settings
 def oip_error(
     status: int, code: str, message: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    ctx = context.current.get()
-    if ctx is not None:
-        ctx.error_code = code
-    ERRORS_TOTAL.labels(code).inc()
+    record_error(code)
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
