@@ -86,13 +86,19 @@ def empty_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture
-def settings(stack: Stack, empty_registry: str) -> Settings:
+def serving_registry(empty_registry: str) -> str:
+    """The MLflow store the app serves from; tests/serving overrides it with trained models."""
+    return empty_registry
+
+
+@pytest.fixture
+def settings(stack: Stack, serving_registry: str) -> Settings:
     return Settings(
         env="test",
         database_url=stack.database_url,
         redis_url=stack.redis_url,
         admin_api_key=ADMIN_KEY,
-        mlflow_tracking_uri=empty_registry,
+        mlflow_tracking_uri=serving_registry,
         model_watch_interval=0,
     )
 

@@ -15,7 +15,7 @@ from pamtalk.registry import publish, store
 from pamtalk.serving.service import PredictorService
 from pamtalk.settings import Settings
 from pamtalk.training.pipeline import Kind
-from tests.conftest import ADMIN_KEY, ModelStore, Stack
+from tests.conftest import ModelStore
 
 
 @pytest.fixture
@@ -55,16 +55,9 @@ def example(contract: ModelContract, rows: int, seed: int = 0) -> list[np.ndarra
 
 
 @pytest.fixture
-def settings(stack: Stack, registry_uri: str) -> Settings:
-    """The API's settings (both stacks) serving from this test's trained store."""
-    return Settings(
-        env="test",
-        database_url=stack.database_url,
-        redis_url=stack.redis_url,
-        admin_api_key=ADMIN_KEY,
-        mlflow_tracking_uri=registry_uri,
-        model_watch_interval=0,
-    )
+def serving_registry(registry_uri: str) -> str:
+    """The API (tests/conftest.py's ``app``, both stacks) serves this test's trained store."""
+    return registry_uri
 
 
 def new_version(client: MlflowClient, settings: Settings, kind: Kind, work: Path) -> str:
