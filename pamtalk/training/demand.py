@@ -67,6 +67,7 @@ from pamtalk.training.loop import (
     seed_everything,
     torch_threads,
 )
+from pamtalk.training.losses import pinball_loss
 from pamtalk.training.result import TrainResult
 
 __all__ = ["DemandConfig", "DemandTrainResult", "build_inputs", "train_demand"]
@@ -175,14 +176,6 @@ def split(panel: Panel, cutoff: int, config: DemandConfig) -> Split:
 
 # ----------------------------------------------------------------------------- training
 
-QUANTILE_LEVELS = torch.tensor(DEMAND_QUANTILES)  # [3]
-
-
-def pinball_loss(target: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
-    """Mean pinball loss: target [..., 28], quantiles [..., 28, 3]."""
-    diff = target.unsqueeze(-1) - quantiles
-    return torch.maximum(QUANTILE_LEVELS * diff, (QUANTILE_LEVELS - 1.0) * diff).mean()
-
 
 def loss_fn(model: nn.Module, batch: Batch) -> torch.Tensor:
     """Pinball loss in kg divided by the series' in-sample seasonal-naive MAE: the training
@@ -195,7 +188,7 @@ def loss_fn(model: nn.Module, batch: Batch) -> torch.Tensor:
         # on its own (an ensemble, not one wide model).
         outs = outs.mean(dim=0, keepdim=True)
     kg = outs * scale  # [K, B, 28, 3], unclipped so that no gradient dies at zero
-    return pinball_loss(target / norm[:, None], kg / norm[None, :, None, None])
+    return pinball_loss(kg / norm[None, :, None, None], target / norm[:, None], DEMAND_QUANTILES)
 
 
 def train_model(

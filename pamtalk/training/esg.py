@@ -34,7 +34,7 @@ from torch import nn
 
 from pamtalk.models import contract
 from pamtalk.models.esg import factors, features, methodology, profiles
-from pamtalk.models.esg.network import EsgNet, pinball_loss
+from pamtalk.models.esg.network import EsgNet
 from pamtalk.training.loop import (
     Batch,
     FitConfig,
@@ -43,6 +43,7 @@ from pamtalk.training.loop import (
     seed_everything,
     torch_threads,
 )
+from pamtalk.training.losses import pinball_loss
 from pamtalk.training.result import TrainResult
 
 Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -343,7 +344,8 @@ def _train(config: EsgConfig, out_dir: Path) -> EsgTrainResult:
 
     def loss_fn(net: nn.Module, batch: Batch) -> torch.Tensor:
         practices, mask, y = batch  # [B, F], [B, F], [B, 4]
-        return pinball_loss(net(practices, mask), y)
+        # in units of 100 points, so that the loss is of order 0.01-0.1
+        return pinball_loss(net(practices, mask), y, contract.ESG_QUANTILES, scale=100.0)
 
     fitted = fit(
         model,

@@ -22,7 +22,6 @@ from torch import nn
 from pamtalk.models import contract
 from pamtalk.models.esg.methodology import WEIGHTS
 
-QUANTILES = (0.1, 0.5, 0.9)
 SCORES = contract.ESG_SCORES  # environmental, social, governance, overall
 # A new network's bands start narrow (sigmoid(-3) = 5 % of the room to 0 or 100).
 BAND_BIAS = -3.0
@@ -63,11 +62,3 @@ class EsgNet(nn.Module):
         p10 = p50 - p50 * lower
         p90 = p50 + (100.0 - p50) * upper
         return torch.stack([p10, p50, p90], dim=-1)  # [N, 4, 3]
-
-
-def pinball_loss(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean quantile (pinball) loss of scores [N, 4, 3] against targets [N, 4], in units of
-    100 points so the loss is of order 0.01-0.1."""
-    q = torch.tensor(QUANTILES, dtype=scores.dtype, device=scores.device)  # [3]
-    error = (targets.unsqueeze(-1) - scores) / 100.0  # [N, 4, 3]
-    return torch.maximum(q * error, (q - 1) * error).mean()
