@@ -31,15 +31,16 @@ How to run
     127.0.0.1:6379. From the repository root::
 
         .venv/bin/python bench/api.py [--duration 20] [--warmup 2] [--concurrency 32]
-                                      [--workers 2] [--region gyeongbuk]
+                                      [--workers 2] [--region gyeongbuk] [--write]
 
     It drops and recreates the database ``pamtalk_bench`` (``--db-name``), flushes Redis
     db 14 (``--redis-url``), runs ``pamtalk init`` (migrate, seed demo data, register a
     random admin key), starts ``pamtalk serve`` on a free port, waits for ``/readyz``, runs
     the scenarios, then always stops the server and drops the database. It prints a
     Markdown table and writes it as JSON to ``bench/results/api.json``; the server's log
-    goes to ``bench/results/api-server.log``. Takes about (warmup + duration) x 3 plus
-    ~20 s of setup.
+    goes to ``bench/results/api-server.log``. ``--write`` also replaces its generated part
+    of docs/benchmarks.md (between ``<!-- BEGIN bench/api.py -->`` and its END line). Takes
+    about (warmup + duration) x 3 plus ~20 s of setup.
 """
 
 from __future__ import annotations
@@ -49,29 +50,26 @@ import asyncio
 import contextlib
 import datetime as dt
 import itertools
-import json
-import math
 import os
-import platform
 import random
 import secrets
-import string
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-from common import flush_redis, free_port, recreate_database, stop_process_group
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # to import bench.*
+from bench import docs, harness
+
+RESULTS = harness.RESULTS
+SECTION = docs.section_name(__file__)
 BUYER_EMAIL = "buyer1@pamtalk.local"
 DEMO_PASSWORD = "pamtalk-demo"
 READY_TIMEOUT_S = 60.0
@@ -137,12 +135,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="one httpx client whose pool holds all connections (slower client, see docs)",
     )
     parser.add_argument("--seed", type=int, default=1, help="random seed for request bodies")
+    parser.add_argument("--write", action="store_true", help=f"update '{SECTION}' in the docs")
     return parser.parse_args(argv)
-
-
-def random_key(length: int = 40) -> str:
-    alphabet = string.ascii_letters + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
 def server_env(args: argparse.Namespace, admin_key: str, metrics_dir: str) -> dict[str, str]:
@@ -156,52 +150,6 @@ def server_env(args: argparse.Namespace, admin_key: str, metrics_dir: str) -> di
         "PAMTALK_LOG_LEVEL": "WARNING",
         "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
     }
-
-
-def pamtalk_command() -> str:
-    return str(Path(sys.executable).with_name("pamtalk"))
-
-
-def run_init(env: dict[str, str]) -> None:
-    started = time.perf_counter()
-    done = subprocess.run(
-        [pamtalk_command(), "init"], env=env, cwd=ROOT, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"pamtalk init failed:\n{done.stdout}\n{done.stderr}")
-    print(f"pamtalk init: {time.perf_counter() - started:.1f} s", file=sys.stderr)
-
-
-@contextlib.contextmanager
-def server(env: dict[str, str], port: int, workers: int, log: Path) -> Iterator[str]:
-    """Runs ``pamtalk serve`` in its own process group; stops the whole group on exit."""
-    command = [pamtalk_command(), "serve", "--workers", str(workers), "--port", str(port)]
-    with log.open("w") as log_file:
-        proc = subprocess.Popen(
-            command,
-            env=env,
-            cwd=ROOT,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            stop_process_group(proc)
-
-
-async def wait_ready(base_url: str) -> None:
-    """Polls ``/readyz`` until it answers 200; gives up after READY_TIMEOUT_S."""
-    async with (
-        asyncio.timeout(READY_TIMEOUT_S),
-        httpx.AsyncClient(base_url=base_url, timeout=2.0) as client,
-    ):
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.2)
 
 
 # --- fixtures through the API ---------------------------------------------------------------
@@ -314,31 +262,15 @@ async def open_clients(
     return [clients[i % pools] for i in range(load.concurrency)]
 
 
-async def client_cpu(window: tuple[float, float]) -> float:
-    """CPU cores this process (the load generator) used during the window."""
-    await asyncio.sleep(max(0.0, window[0] - time.perf_counter()))
-    began = time.process_time()
-    await asyncio.sleep(max(0.0, window[1] - time.perf_counter()))
-    return (time.process_time() - began) / (window[1] - window[0])
-
-
 async def run_scenario(base_url: str, scenario: Scenario, load: Load) -> tuple[Result, Samples]:
     samples = Samples()
     async with contextlib.AsyncExitStack() as stack:
         clients = await open_clients(stack, base_url, load)
         start_at = time.perf_counter() + load.warmup
         window = (start_at, start_at + load.duration)
-        cpu = asyncio.create_task(client_cpu(window))
+        cpu = asyncio.create_task(harness.CpuMeter().over(window))  # the client's, "self"
         await asyncio.gather(*(worker(c, scenario, window, samples) for c in clients))
-    return summarize(scenario.name, samples, load.duration, await cpu), samples
-
-
-def percentile(ordered: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    if not ordered:
-        return float("nan")
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
+    return summarize(scenario.name, samples, load.duration, (await cpu)["self"]), samples
 
 
 def summarize(name: str, samples: Samples, duration: float, cpu: float) -> Result:
@@ -349,9 +281,9 @@ def summarize(name: str, samples: Samples, duration: float, cpu: float) -> Resul
         requests=len(ordered) + errors,
         errors=errors,
         req_per_s=round((len(ordered) + errors) / duration, 1),
-        p50_ms=round(percentile(ordered, 50) * 1000, 2),
-        p95_ms=round(percentile(ordered, 95) * 1000, 2),
-        p99_ms=round(percentile(ordered, 99) * 1000, 2),
+        p50_ms=round(harness.percentile(ordered, 50) * 1000, 2),
+        p95_ms=round(harness.percentile(ordered, 95) * 1000, 2),
+        p99_ms=round(harness.percentile(ordered, 99) * 1000, 2),
         error_kinds=dict(samples.errors),
         client_cpu_cores=round(cpu, 2),
     )
@@ -373,28 +305,13 @@ def markdown_table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
-        "note": "the load generator shares these CPUs with the server, PostgreSQL and Redis",
-    }
-
-
-def write_json(path: Path, report: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-
-
 def build_report(
     args: argparse.Namespace, host: dict[str, Any], results: list[Result], notes: list[str]
 ) -> dict[str, Any]:
     return {
         "benchmark": "api",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": " ".join([".venv/bin/python", "bench/api.py", *sys.argv[1:]]),
+        "command": harness.command_line(__file__),
         "machine": host,
         "config": {
             "duration_s": args.duration,
@@ -455,7 +372,6 @@ async def farm_cache_counts(base_url: str) -> dict[str, float]:
 
 
 async def measure(args: argparse.Namespace, base_url: str) -> tuple[list[Result], list[str]]:
-    await wait_ready(base_url)
     async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as client:
         key = await buyer_api_key(client)
         offers = await farm_offers(client, key)
@@ -476,30 +392,71 @@ async def measure(args: argparse.Namespace, base_url: str) -> tuple[list[Result]
     return results, notes
 
 
+def docs_section(report: dict[str, Any]) -> str:
+    """The generated part of this benchmark's section of docs/benchmarks.md."""
+    host, cfg = report["machine"], report["config"]
+    cores = ", ".join(f"{r['client_cpu_cores']:.2f}" for r in report["results"])
+    notes = "\n".join(f"- {note}" for note in report["notes"])
+    return f"""### Command
+
+```sh
+{report["command"]}
+```
+
+### Machine
+
+{harness.machine_line(host)}, PostgreSQL and Redis on the same box.
+**Shared:** the load generator runs on the same cores as the {cfg["uvicorn_workers"]} uvicorn
+workers, PostgreSQL and Redis; it used {cores} cores in the scenarios, so these are lower
+bounds for the server alone. 1-minute load average at start: {host["load_average_1m_at_start"]}.
+
+### Date
+
+{report["date"]}; {cfg["duration_s"]:g} s measured after {cfg["warmup_s"]:g} s warm-up per
+scenario, {cfg["concurrency"]} closed-loop connections ({cfg["client"]}).
+
+### Results
+
+{report["table_markdown"]}
+
+Checks from the same run:
+
+{notes}"""
+
+
 async def prepare(args: argparse.Namespace) -> None:
-    await recreate_database(args.pg_url, args.db_name)
-    await flush_redis(args.redis_url)
+    await harness.recreate_database(args.pg_url, args.db_name)
+    await harness.flush_redis(args.redis_url)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    host = machine()
+    if args.write:
+        docs.check_section(SECTION)
+    host = harness.machine() | {
+        "note": "the load generator shares these CPUs with the server, PostgreSQL and Redis"
+    }
     log = RESULTS / "api-server.log"
     try:
         asyncio.run(prepare(args))
         with tempfile.TemporaryDirectory(prefix="pamtalk-bench-metrics-") as metrics_dir:
-            env = server_env(args, random_key(), metrics_dir)
-            run_init(env)
+            env = server_env(args, harness.random_key(), metrics_dir)
+            harness.run_step("pamtalk init", [str(harness.BIN / "pamtalk"), "init"], env)
             RESULTS.mkdir(parents=True, exist_ok=True)
-            with server(env, free_port(), args.workers, log) as base_url:
+            serve = harness.pamtalk_serve(env, log, workers=args.workers, timeout=READY_TIMEOUT_S)
+            with serve as (base_url, _):
                 results, notes = asyncio.run(measure(args, base_url))
     finally:
-        asyncio.run(recreate_database(args.pg_url, args.db_name, create=False))
+        asyncio.run(harness.recreate_database(args.pg_url, args.db_name, create=False))
     notes += general_notes(args, host, results, log)
-    write_json(args.output, build_report(args, host, results, notes))
+    report = build_report(args, host, results, notes)
+    harness.write_json(args.output, report)
     print(markdown_table(results))
     print("".join(f"\n- {note}" for note in notes))
     print(f"\nwritten: {args.output}")
+    if args.write:
+        docs.write_section(SECTION, docs_section(report))
+        print(f"updated: {docs.DOCS.relative_to(harness.ROOT)}")
     return 1 if any(r.errors for r in results) else 0
 
 

@@ -26,7 +26,9 @@ What it does
        near 10 minutes on 2 cores; ``--full`` runs them in full. While each runs, the CPU
        used by the server's processes, PostgreSQL and the whole box is sampled.
     5. Stops the server, drops the database, and writes ``summary.md`` (the table for
-       docs/benchmarks.md) and ``summary.json`` next to the reports.
+       docs/benchmarks.md) and ``summary.json`` next to the reports; with ``--write`` it
+       also replaces its generated part of docs/benchmarks.md (between
+       ``<!-- BEGIN bench/loadtest.py -->`` and its END line: machine, date, the table).
 
     Exit status: 0 when every run passed all its SLOs (the seed's and ours), 1 otherwise.
 
@@ -37,6 +39,7 @@ How to run
         make loadtest
         .venv/bin/python bench/loadtest.py [--runs basic,spike] [--full] [--workers 2]
                                            [--loadtest-args "--rps 300"] [--out DIR]
+                                           [--write]
 
 Caveat: Locust runs on the same cores as the server, PostgreSQL and Redis; each run's
 ``summary.json`` records the cores the load generator used.
@@ -56,17 +59,20 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
-from common import flush_redis, free_port, recreate_database, stop_process_group
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results" / "loadtest"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # to import bench.*
+from bench import docs, harness
+
+ROOT = harness.ROOT
+RESULTS = harness.RESULTS / "loadtest"
+SECTION = docs.section_name(__file__)
+PAMTALK = str(harness.BIN / "pamtalk")
 READY_TIMEOUT_S = 90.0
 PAUSE_S = 5.0  # between runs, for the box to settle
 
@@ -113,18 +119,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--loadtest-args", default="", help='more for every run, e.g. "--rps 300 --users 6000"'
     )
+    parser.add_argument("--write", action="store_true", help=f"update '{SECTION}' in the docs")
     return parser.parse_args(argv)
 
 
 def say(message: str) -> None:
-    print(f"[loadtest] {message}", file=sys.stderr, flush=True)
+    harness.say(f"[loadtest] {message}")
 
 
 # --- services ---------------------------------------------------------------------------------
-
-
-def pamtalk() -> str:
-    return str(Path(sys.executable).with_name("pamtalk"))
 
 
 def server_env(args: argparse.Namespace, models: Path) -> dict[str, str]:
@@ -144,105 +147,16 @@ def server_env(args: argparse.Namespace, models: Path) -> dict[str, str]:
     return env
 
 
-def step(what: str, command: list[str], env: dict[str, str]) -> None:
-    started = time.perf_counter()
-    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{what} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    say(f"{what}: {time.perf_counter() - started:.1f} s")
-
-
-@contextlib.contextmanager
-def server(env: dict[str, str], workers: int, log: Path) -> Iterator[tuple[str, int]]:
-    """``pamtalk serve`` in its own process group; the whole group stops on exit."""
-    port = free_port()
-    command = [pamtalk(), "serve", "--workers", str(workers), "--port", str(port)]
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_ready(url, proc, log)
-        yield url, proc.pid
-    finally:
-        stop_process_group(proc, grace=20)
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.3)
-    raise RuntimeError(f"the server did not get ready:\n{log.read_text()[-3000:]}")
-
-
-# --- CPU accounting -----------------------------------------------------------------------------
-
-
-def _cpu(procs: list[psutil.Process]) -> dict[int, float]:
-    """CPU seconds (user + system) per live process."""
-    found = {}
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            times = proc.cpu_times()
-            found[proc.pid] = times.user + times.system
-    return found
-
-
-def _tree(pid: int) -> list[psutil.Process]:
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return []
-
-
-def _named(name: str) -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["name"]) if p.info["name"] == name]
-
-
-def _used(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU seconds between two snapshots; a process that started in between counts whole,
-    one that ended in between is lost (PostgreSQL keeps its pooled backends)."""
-    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
-
-
-@dataclass
-class CpuMeter:
-    """Cores used over a window: the server's process tree, PostgreSQL's processes (the
-    whole cluster: other databases' work included), Redis, and the whole box."""
-
-    server_pid: int
-
-    def _snapshot(self) -> dict[str, dict[int, float]]:
-        return {
-            "server": _cpu(_tree(self.server_pid)),
-            "postgres": _cpu(_named("postgres")),
-            "redis": _cpu(_named("redis-server")),
+def cpu_meter(server_pid: int) -> harness.CpuMeter:
+    """Cores used over a run: the server's process tree, PostgreSQL's processes (the whole
+    cluster: other databases' work included), Redis, and the whole box."""
+    return harness.CpuMeter(
+        {
+            "server": lambda: harness.process_tree(server_pid),
+            "postgres": lambda: harness.named_processes("postgres"),
+            "redis": lambda: harness.named_processes("redis-server"),
         }
-
-    def __enter__(self) -> CpuMeter:
-        self.began = time.perf_counter()
-        self.before = self._snapshot()
-        self.box = psutil.cpu_times()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        wall = time.perf_counter() - self.began
-        after = self._snapshot()
-        box = psutil.cpu_times()
-        busy = (sum(box) - box.idle - box.iowait) - (
-            sum(self.box) - self.box.idle - self.box.iowait
-        )
-        self.result = {
-            f"{what}_cores": round(_used(self.before[what], after[what]) / wall, 2)
-            for what in ("server", "postgres", "redis")
-        } | {"box_busy_cores": round(busy / wall, 2)}
+    )
 
 
 # --- runs and the summary -----------------------------------------------------------------------
@@ -250,7 +164,7 @@ class CpuMeter:
 
 def run_one(run: Run, url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
     out = args.out / run.label
-    command = [pamtalk(), "loadtest", "--scenario", run.scenario, "--target", url]
+    command = [PAMTALK, "loadtest", "--scenario", run.scenario, "--target", url]
     command += ["--report", str(out), *run.extra, *shlex.split(args.loadtest_args)]
     if not args.full:
         duration, ramp = run.scaled
@@ -258,7 +172,7 @@ def run_one(run: Run, url: str, pid: int, args: argparse.Namespace) -> dict[str,
     say(f"run {run.label}: {' '.join(command[1:])}")
     cache_before = cache_counts(url)
     loadtest = subprocess.Popen(command, cwd=ROOT)
-    meter = CpuMeter(pid)
+    meter = cpu_meter(pid)
     with contextlib.ExitStack() as window:
         # Meter while Locust runs only: not the logins before it (Argon2 on the server).
         locust = _wait_for_locust(loadtest)
@@ -270,9 +184,12 @@ def run_one(run: Run, url: str, pid: int, args: argparse.Namespace) -> dict[str,
     if code not in (0, 1) or locust is None:
         raise RuntimeError(f"run {run.label}: pamtalk loadtest exited with {code}")
     summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
-    summary["machine"] |= meter.result
+    cores = meter.cores
+    summary["machine"] |= {
+        f"{what}_cores": round(cores[what], 2) for what in ("server", "postgres", "redis")
+    } | {"box_busy_cores": round(cores["box"], 2)}
     summary["cache_hit_ratio"] = hit_ratios(cache_before, cache_counts(url))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    harness.write_json(out / "summary.json", summary)
     kept = {k: v for k, v in summary.items() if k != "timeline"}  # it is in the run's own
     return {"run": run.label, "command": "pamtalk " + " ".join(command[1:]), **kept}
 
@@ -343,50 +260,78 @@ def markdown(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def docs_section(report: dict[str, Any]) -> str:
+    """The generated part of the load test's section of docs/benchmarks.md."""
+    host = report["machine"]
+    return f"""### Machine
+
+{harness.machine_line(host)}; PostgreSQL, Redis and Locust on the same box
+(the last column gives the cores each used). 1-minute load average at start:
+{host["load_average_1m_at_start"]}.
+
+### Date
+
+{report["started_at"]}; `{report["command"]}`; {report["setup"]}.
+
+### Results
+
+{report["table_markdown"]}"""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     chosen = [r for r in RUNS if r.label in args.runs.split(",")]
     if not chosen:
         raise SystemExit(f"--runs: choose from {', '.join(r.label for r in RUNS)}")
+    if args.write:
+        docs.check_section(SECTION)
     args.out.mkdir(parents=True, exist_ok=True)
     models = args.out / "mlflow"
     env = server_env(args, models)
-    started = dt.datetime.now(dt.UTC)
-    load_average = os.getloadavg()[0]
-    say(f"{started:%Y-%m-%d %H:%M} UTC, load average {load_average:.2f}, {os.cpu_count()} cpus")
+    started, host = dt.datetime.now(dt.UTC), harness.machine()
+    load_average = host["load_average_1m_at_start"]
+    say(f"{started:%Y-%m-%d %H:%M} UTC, load average {load_average:.2f}, {host['cpus']} cpus")
 
-    step("models (tiny champions)", [sys.executable, "-c", PREPARE_MODELS, str(models)], env)
-    asyncio.run(recreate_database(args.pg_url, args.db_name))
-    asyncio.run(flush_redis(args.redis_url))
+    prepare = [sys.executable, "-c", PREPARE_MODELS, str(models)]
+    harness.run_step("models (tiny champions)", prepare, env)
+    asyncio.run(harness.recreate_database(args.pg_url, args.db_name))
+    asyncio.run(harness.flush_redis(args.redis_url))
     results = []
     try:
-        step("pamtalk init", [pamtalk(), "init"], env)
-        with server(env, args.workers, args.out / "server.log") as (url, pid):
+        harness.run_step("pamtalk init", [PAMTALK, "init"], env)
+        log = args.out / "server.log"
+        serve = harness.pamtalk_serve(env, log, workers=args.workers, timeout=READY_TIMEOUT_S)
+        with serve as (url, proc):
             say(f"serving on {url} with {args.workers} workers")
             for i, run in enumerate(chosen):
                 if i:
                     time.sleep(PAUSE_S)
-                results.append(run_one(run, url, pid, args))
+                results.append(run_one(run, url, proc.pid, args))
     finally:
         if not args.keep_db:
-            asyncio.run(recreate_database(args.pg_url, args.db_name, create=False))
+            asyncio.run(harness.recreate_database(args.pg_url, args.db_name, create=False))
 
     table = markdown(results)
-    header = (
-        f"{started:%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cpus; server --workers {args.workers}; "
+    setup = (
+        f"{host['cpus']} cpus; server --workers {args.workers}; "
         f"{'full' if args.full else 'scaled-down'} durations"
     )
+    header = f"{started:%Y-%m-%d %H:%M} UTC; {setup}"
     (args.out / "summary.md").write_text(f"{header}\n\n{table}\n")
-    (args.out / "summary.json").write_text(
-        json.dumps(
-            {"started_at": started.isoformat(timespec="seconds"), "runs": results},
-            indent=2,
-            ensure_ascii=False,
-        )
-        + "\n"
-    )
+    report = {
+        "started_at": started.isoformat(timespec="seconds"),
+        "command": harness.command_line(__file__),
+        "machine": host,
+        "setup": setup,
+        "table_markdown": table,
+        "runs": results,
+    }
+    harness.write_json(args.out / "summary.json", report)
     print(f"\n{header}\n\n{table}\n")
     say(f"reports in {args.out}")
+    if args.write:
+        docs.write_section(SECTION, docs_section(report))
+        say(f"updated: {docs.DOCS.relative_to(ROOT)}")
     return 0 if all(r["verdict"] == "pass" for r in results) else 1
 
 
