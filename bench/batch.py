@@ -27,7 +27,7 @@ How to run
 
     It recreates the database ``pamtalk_bench_batch``, seeds it, trains the models (about a
     minute), measures, prints a Markdown table, and with ``--write`` puts it in
-    docs/benchmarks.md.
+    docs/benchmarks.md (between ``<!-- BEGIN bench/batch.py -->`` and its END line).
 """
 
 from __future__ import annotations
@@ -35,16 +35,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import os
-import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from common import recreate_database
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # to import bench.*
+from bench import docs, harness
 from pamtalk.batching import jobs, runner
 from pamtalk.db.manage import seed_database, upgrade_database
 from pamtalk.db.seed import SeedSize
@@ -53,9 +53,7 @@ from pamtalk.models.contract import DEMAND, DEMAND_HORIZON, ESG
 from pamtalk.registry import promote, publish, store
 from pamtalk.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
-SECTION = "## Batch scoring: end to end vs raw ONNX Runtime"
+SECTION = docs.section_name(__file__)
 RUN_DATE = dt.date(2026, 11, 26)
 PG_URL = "postgresql://postgres@127.0.0.1:5432"
 DATABASE = "pamtalk_bench_batch"
@@ -109,7 +107,7 @@ async def end_to_end(
 
 
 async def main(args: argparse.Namespace) -> str:
-    await recreate_database(PG_URL, DATABASE)
+    await harness.recreate_database(PG_URL, DATABASE)
     url = f"postgresql+asyncpg://{PG_URL.removeprefix('postgresql://')}/{DATABASE}"
     work = Path(tempfile.mkdtemp(prefix="pamtalk-bench-batch-"))
     settings = Settings(
@@ -158,30 +156,17 @@ def table(args: argparse.Namespace, rows: dict[str, dict[str, list[float]]]) -> 
     return "\n".join(lines)
 
 
-def write_docs(text: str, args: argparse.Namespace) -> None:
+def docs_section(text: str, args: argparse.Namespace, host: dict[str, object]) -> str:
+    """The generated part of this benchmark's section of docs/benchmarks.md."""
     command = (
         f".venv/bin/python bench/batch.py --repeat {args.repeat} --demand-chunk "
         f"{args.demand_chunk} --esg-chunk {args.esg_chunk} --farms {args.farms} --write"
     )
-    section = (
-        f"{SECTION}\n\n"
-        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
-        f"({os.cpu_count()} cores, shared with other work), PostgreSQL 15 on the same box, "
-        f"medians of {args.repeat} runs, raw and end to end alternating in one process.\n\n"
-        f"```\n{command}\n```\n\n{text}\n\n"
-        "Raw: ONNX Runtime on ready-made inputs of one chunk's size, one intra-op thread (the "
-        "serving setting). End to end: the worker's chunk code, in order: read the chunk's "
-        "inputs in one query, features, inference through the predictor service at the pinned "
-        "version, one bulk upsert with the chunk's completion in a transaction.\n"
+    return (
+        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {harness.machine_line(host)} "
+        f"(shared with other work), PostgreSQL on the same box, medians of {args.repeat} runs, "
+        f"raw and end to end alternating in one process.\n\n```\n{command}\n```\n\n{text}"
     )
-    current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    if SECTION in current:
-        head, _, rest = current.partition(SECTION)
-        tail = rest[rest.find("\n## ") :] if "\n## " in rest else ""
-        current = head.rstrip() + "\n\n" + section + tail
-    else:
-        current = current.rstrip() + "\n\n" + section
-    DOCS.write_text(current)
 
 
 if __name__ == "__main__":
@@ -193,7 +178,10 @@ if __name__ == "__main__":
     parser.add_argument("--transactions", type=int, default=20_000)
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     arguments = parser.parse_args()
+    if arguments.write:
+        docs.check_section(SECTION)
+    machine = harness.machine()
     result = asyncio.run(main(arguments))
     print(result)
     if arguments.write:
-        write_docs(result, arguments)
+        docs.write_section(SECTION, docs_section(result, arguments, machine))
