@@ -56,7 +56,7 @@ from pamtalk.models.demand.evaluate import (
 )
 from pamtalk.models.demand.features import Panel, build_inputs, to_panel, windows
 from pamtalk.models.demand.network import DemandNet, parameter_count
-from pamtalk.models.demand.plots import plot_forecasts, plot_learning_curve
+from pamtalk.models.demand.plots import plot_forecasts
 from pamtalk.models.demand.synthetic import synthetic
 from pamtalk.training.loop import (
     Batch,
@@ -68,6 +68,7 @@ from pamtalk.training.loop import (
     torch_threads,
 )
 from pamtalk.training.losses import pinball_loss
+from pamtalk.training.plots import plot_learning_curve
 from pamtalk.training.result import TrainResult
 
 __all__ = ["DemandConfig", "DemandTrainResult", "build_inputs", "train_demand"]
@@ -315,7 +316,9 @@ def _train_demand(frame: pd.DataFrame, config: DemandConfig, out_dir: Path) -> D
     if rolling_fit is not None:
         curves["rolling model"] = rolling_fit.history
     plots = {
-        "learning_curve": plot_learning_curve(out_dir / "learning_curve.png", curves),
+        "learning_curve": plot_learning_curve(
+            out_dir / "learning_curve.png", curves, "pinball loss / seasonal-naive MAE"
+        ),
         "forecasts": _plot_holdout(
             out_dir / "forecasts.png", panel, holdout, predictors["model"], config.plot_series
         ),

@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
 from pamtalk.models import contract
 from pamtalk.models.esg import factors, features, methodology, profiles
 from pamtalk.models.esg.network import EsgNet
+from pamtalk.models.esg.plots import plot_scatter
 from pamtalk.training.loop import (
     Batch,
     FitConfig,
@@ -44,6 +44,7 @@ from pamtalk.training.loop import (
     torch_threads,
 )
 from pamtalk.training.losses import pinball_loss
+from pamtalk.training.plots import plot_learning_curve
 from pamtalk.training.result import TrainResult
 
 Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -247,49 +248,6 @@ def table(metrics: dict[str, float], config: EsgConfig, seconds: float) -> str:
     return "\n".join(lines)
 
 
-def plot_scatter(model_scores: dict[str, np.ndarray], cases: dict[str, Split], path: Path) -> Path:
-    fig = Figure(figsize=(16, 4 * len(cases)))
-    axes = fig.subplots(len(cases), len(SCORES), squeeze=False)
-    for row, (name, case) in enumerate(cases.items()):
-        pred = model_scores[name]  # [N, 4, 3]
-        for col, score in enumerate(SCORES):
-            ax = axes[row][col]
-            p10, p50, p90 = pred[:, col, 0], pred[:, col, 1], pred[:, col, 2]
-            ax.errorbar(
-                case.targets[:, col],
-                p50,
-                yerr=[p50 - p10, p90 - p50],
-                fmt="none",
-                ecolor="tab:blue",
-                alpha=0.05,
-            )
-            ax.scatter(case.targets[:, col], p50, s=3, color="tab:blue")
-            ax.plot([0, 100], [0, 100], color="black", linewidth=0.8)
-            ax.set(
-                xlim=(0, 100),
-                ylim=(0, 100),
-                title=f"{score} ({name})",
-                xlabel="methodology (complete profile)",
-                ylabel="model p50 (p10..p90)",
-            )
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    return path
-
-
-def plot_learning_curve(history: list[dict[str, float]], path: Path) -> Path:
-    fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
-    epochs = [h["epoch"] + 1 for h in history]
-    ax.plot(epochs, [h["train"] for h in history], label="train")
-    ax.plot(epochs, [h["val"] for h in history], label="validation")
-    ax.set(xlabel="epoch", ylabel="pinball loss (/100 points)", yscale="log", title="ESG network")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    return path
-
-
 # --- The pipeline ----------------------------------------------------------------------------
 
 
@@ -380,11 +338,17 @@ def _train(config: EsgConfig, out_dir: Path) -> EsgTrainResult:
     missing = cases["missing30"]
     plots = {
         "scatter": plot_scatter(
-            {name: predict(c.practices, c.mask) for name, c in cases.items()},
-            {k: cases[k] for k in ("complete", "missing30")},
             out_dir / "esg_scatter.png",
+            {
+                name: (predict(cases[name].practices, cases[name].mask), cases[name].targets)
+                for name in ("complete", "missing30")
+            },
         ),
-        "learning_curve": plot_learning_curve(fitted.history, out_dir / "esg_learning_curve.png"),
+        "learning_curve": plot_learning_curve(
+            out_dir / "esg_learning_curve.png",
+            {"ESG network": fitted.history},
+            "pinball loss (/100 points)",
+        ),
     }
     example = (
         np.concatenate([complete.practices[:4], missing.practices[:4]]),

@@ -1,11 +1,12 @@
-"""PNG plots of a training run: forecasts against actuals, and the learning curve.
+"""PNG plots of a demand training run: forecasts against actuals (the learning curve is
+``training.plots``'s).
 
 Figures are built without pyplot (no global state, no GUI backend): Agg renders them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -51,23 +52,5 @@ def plot_forecasts(
         ax.tick_params(labelsize=7)
         if i == 0:
             ax.legend(fontsize=7, loc="upper left")
-    fig.savefig(path, dpi=110)
-    return path
-
-
-def plot_learning_curve(path: Path, curves: Mapping[str, Sequence[Mapping[str, float]]]) -> Path:
-    """Train and validation loss per epoch, one pair of lines per named run."""
-    fig = Figure(figsize=(6.5, 3.6), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    for (name, history), color in zip(
-        curves.items(), ("tab:blue", "tab:orange", "tab:green"), strict=False
-    ):
-        epochs = [int(h["epoch"]) + 1 for h in history]
-        ax.plot(epochs, [h["train"] for h in history], color=color, ls="--", label=f"{name} train")
-        ax.plot(epochs, [h["val"] for h in history], color=color, label=f"{name} validation")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("pinball loss / seasonal-naive MAE")
-    ax.legend(fontsize=8)
     fig.savefig(path, dpi=110)
     return path
