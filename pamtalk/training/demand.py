@@ -26,12 +26,11 @@ What it does, top to bottom:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +63,7 @@ from pamtalk.training.loop import (
     FitResult,
     batches,
     fit,
+    flat_params,
     seed_everything,
     torch_threads,
 )
@@ -84,17 +84,9 @@ class DemandConfig:
     decoder: int = 64
     dropout: float = 0.1
     members: int = 3  # an ensemble in one graph: averaging 3 halves the seed-to-seed spread
-    # optimisation (training.loop.fit)
-    epochs: int = 12  # the cosine schedule anneals within the ~5 epochs validation favours
-    batch_size: int = 256
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    patience: int = 4
-    grad_clip: float = 1.0
-    seed: int = 0
-    # torch intra-op threads while training: with a model this small one thread loses little,
-    # and it avoids OpenMP spin-waiting that slows training 10x when the cores are shared
-    threads: int = 1
+    # optimisation (training.loop.fit); 12 epochs: the cosine schedule anneals within the
+    # ~5 epochs validation favours
+    fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=12, patience=4))
     # training windows
     val_days: int = 56  # validation span right before the held-out days; >= 28
     window_stride: int = 1  # days between consecutive training windows of a series
@@ -103,7 +95,6 @@ class DemandConfig:
     rolling_days: int = 182
     rolling_step: int = 14
     plot_series: int = 6
-    progress: bool = True
 
     @classmethod
     def tiny(cls) -> DemandConfig:
@@ -113,14 +104,12 @@ class DemandConfig:
             context=8,
             decoder=8,
             members=2,
-            epochs=2,
-            batch_size=128,
+            fit=replace(cls().fit, epochs=2, batch_size=128, progress=False),
             val_days=28,
             window_stride=4,
             rolling_days=56,
             rolling_step=28,
             plot_series=2,
-            progress=False,
         )
 
 
@@ -202,7 +191,7 @@ def train_model(
     # Per-series loss normaliser, from the training part only; >= 1 kg/day.
     norm = np.maximum(seasonal_scale(panel.demand[:, : cutoff - config.val_days]), 1.0)
     train_n, val_n = norm[parts.train[0]], norm[parts.val[0]]
-    seed_everything(config.seed)
+    seed_everything(config.fit.seed)
     model = DemandNet(config.hidden, config.context, config.decoder, config.dropout, config.members)
     result = fit(
         model,
@@ -211,20 +200,12 @@ def train_model(
             train_c,
             train_t,
             train_n,
-            batch_size=config.batch_size,
-            shuffle_seed=config.seed * 1_000 + epoch,
+            batch_size=config.fit.batch_size,
+            shuffle_seed=config.fit.seed * 1_000 + epoch,
         ),
         batches(val_h, val_c, val_t, val_n, batch_size=4_096),
         loss_fn,
-        FitConfig(
-            epochs=config.epochs,
-            lr=config.lr,
-            weight_decay=config.weight_decay,
-            patience=config.patience,
-            grad_clip=config.grad_clip,
-            seed=config.seed,
-            progress=config.progress,
-        ),
+        config.fit,
         desc=desc,
     )
     model.load_state_dict(result.best_state)
@@ -255,7 +236,7 @@ BASELINES: dict[str, Predictor] = {
 
 
 def train_demand(frame: pd.DataFrame, config: DemandConfig, out_dir: Path) -> DemandTrainResult:
-    with torch_threads(config.threads):
+    with torch_threads(config.fit.threads):
         return _train_demand(frame, config, Path(out_dir))
 
 
@@ -328,7 +309,7 @@ def _train_demand(frame: pd.DataFrame, config: DemandConfig, out_dir: Path) -> D
 
     examples = _example_rows(holdout, 8)
     params: dict[str, Any] = {
-        **dataclasses.asdict(config),
+        **flat_params(config),
         "series": len(panel.series),
         "days": panel.days,
         "first_day": str(day[0].date()),
@@ -423,7 +404,7 @@ def main() -> None:
     frame = synthetic() if args.synthetic else load_csv(args.data)
     config = DemandConfig.tiny() if args.tiny else DemandConfig()
     if args.epochs is not None:
-        config = dataclasses.replace(config, epochs=args.epochs)
+        config = replace(config, fit=replace(config.fit, epochs=args.epochs))
     result = train_demand(frame, config, args.out)
     print(result.table)
     print(json.dumps({k: round(v, 4) for k, v in result.metrics.items()}, indent=2))

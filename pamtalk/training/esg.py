@@ -24,7 +24,7 @@ import argparse
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ from pamtalk.training.loop import (
     FitConfig,
     batches,
     fit,
+    flat_params,
     seed_everything,
     torch_threads,
 )
@@ -53,7 +54,6 @@ SCORES = contract.ESG_SCORES
 
 @dataclass(frozen=True)
 class EsgConfig:
-    seed: int = 0
     # Data: farms generated per split.
     n_train: int = 60_000
     n_val: int = 6_000
@@ -66,16 +66,10 @@ class EsgConfig:
     hidden: int = 256
     layers: int = 3
     dropout: float = 0.0
-    # Optimisation.
-    epochs: int = 60
-    batch_size: int = 256
-    lr: float = 2e-3
-    weight_decay: float = 1e-5
-    patience: int = 10
-    # One thread: for a network this small a second one barely helps, and on a shared
-    # 2-core machine two busy processes with two threads each run ~100x slower.
-    threads: int = 1
-    progress: bool = True
+    # Optimisation (training.loop.fit).
+    fit: FitConfig = field(
+        default_factory=lambda: FitConfig(epochs=60, lr=2e-3, weight_decay=1e-5, patience=10)
+    )
 
     @classmethod
     def tiny(cls) -> EsgConfig:
@@ -86,9 +80,7 @@ class EsgConfig:
             n_eval=300,
             hidden=32,
             layers=2,
-            epochs=3,
-            batch_size=128,
-            progress=False,
+            fit=replace(cls().fit, epochs=3, batch_size=128, progress=False),
         )
 
 
@@ -252,24 +244,25 @@ def table(metrics: dict[str, float], config: EsgConfig, seconds: float) -> str:
 
 
 def train_esg(config: EsgConfig, out_dir: Path) -> EsgTrainResult:
-    with torch_threads(config.threads):
+    with torch_threads(config.fit.threads):
         return _train(config, out_dir)
 
 
 def _train(config: EsgConfig, out_dir: Path) -> EsgTrainResult:
     start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
+    seed = config.fit.seed  # the data's draws too
 
     # 1-2. Profiles and the methodology's scores of them (complete inputs).
-    train = encoded(profiles.generate(config.n_train, seed=config.seed))
-    val = encoded(profiles.generate(config.n_val, seed=config.seed + 10_000))
-    eval_farms = profiles.generate(config.n_eval, seed=config.seed + 20_000)
+    train = encoded(profiles.generate(config.n_train, seed=seed))
+    val = encoded(profiles.generate(config.n_val, seed=seed + 10_000))
+    eval_farms = profiles.generate(config.n_eval, seed=seed + 20_000)
     complete = encoded(eval_farms)
 
     # 3. Hidden inputs: drawn afresh for every training epoch, fixed for validation and
     # evaluation. Each draw has its own random stream, so runs repeat exactly.
     def rng(stream: int) -> np.random.Generator:
-        return np.random.default_rng([config.seed, stream])
+        return np.random.default_rng([seed, stream])
 
     def hidden_for_training(split: Split, r: np.random.Generator) -> Split:
         rates = training_rates(len(split.targets), config, r)
@@ -281,8 +274,8 @@ def _train(config: EsgConfig, out_dir: Path) -> EsgTrainResult:
             shown.practices,
             shown.mask,
             shown.targets,
-            batch_size=config.batch_size,
-            shuffle_seed=config.seed + epoch,
+            batch_size=config.fit.batch_size,
+            shuffle_seed=seed + epoch,
         )
 
     val = hidden_for_training(val, rng(1))
@@ -297,7 +290,7 @@ def _train(config: EsgConfig, out_dir: Path) -> EsgTrainResult:
     audited = targets(drop_keys(eval_farms, shown30))  # the methodology's own audit score
 
     # 4. Fit.
-    seed_everything(config.seed)
+    seed_everything(seed)
     model = EsgNet(contract.ESG_FEATURES, config.hidden, config.layers, config.dropout)
 
     def loss_fn(net: nn.Module, batch: Batch) -> torch.Tensor:
@@ -310,14 +303,7 @@ def _train(config: EsgConfig, out_dir: Path) -> EsgTrainResult:
         train_batches,
         batches(val.practices, val.mask, val.targets, batch_size=4096),
         loss_fn,
-        FitConfig(
-            epochs=config.epochs,
-            lr=config.lr,
-            weight_decay=config.weight_decay,
-            patience=config.patience,
-            seed=config.seed,
-            progress=config.progress,
-        ),
+        config.fit,
         desc="esg",
     )
     model.load_state_dict(fitted.best_state)
@@ -364,7 +350,7 @@ def _train(config: EsgConfig, out_dir: Path) -> EsgTrainResult:
         plots=plots,
         fingerprint=fingerprint(train, val),
         params={
-            **asdict(config),
+            **flat_params(config),
             "features": contract.ESG_FEATURES,
             "parameters": sum(p.numel() for p in model.parameters()),
             "factors_origin": factors.default().origin,
@@ -380,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = EsgConfig.tiny() if args.tiny else EsgConfig()
     if args.epochs is not None:
-        config = EsgConfig(**{**asdict(config), "epochs": args.epochs})
+        config = replace(config, fit=replace(config.fit, epochs=args.epochs))
     result = train_esg(config, args.out)
     print(result.table)
     print(f"fingerprint {result.fingerprint}")

@@ -12,7 +12,8 @@ import math
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,12 +27,19 @@ LossFn = Callable[[nn.Module, Batch], torch.Tensor]
 
 @dataclass(frozen=True)
 class FitConfig:
+    """How a network is fitted; each model's config holds one as ``config.fit``."""
+
     epochs: int = 30
+    batch_size: int = 256  # training rows per batch (the caller batches: see batches())
     lr: float = 3e-3
     weight_decay: float = 1e-4
     patience: int = 5  # epochs without validation improvement before stopping
     grad_clip: float = 1.0
-    seed: int = 0
+    seed: int = 0  # the run's one seed: weights, shuffles, dropout, the model's data draws
+    # torch intra-op threads while training (torch_threads): with networks this small one
+    # thread loses little, and it avoids OpenMP spin-waiting that slows training 10-100x when
+    # busy processes share the cores
+    threads: int = 1
     progress: bool = True
 
 
@@ -42,10 +50,16 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)  # epoch, train, val
 
 
+def flat_params(config: Any) -> dict[str, Any]:
+    """A model config (a dataclass with a ``fit`` field) as flat parameters for MLflow: its
+    own fields and its FitConfig's."""
+    fields = asdict(config)
+    return {**fields.pop("fit"), **fields}
+
+
 @contextmanager
 def torch_threads(n: int) -> Iterator[None]:
-    """Torch intra-op threads for a block. Small networks lose little with one, and on a
-    shared 2-core machine OpenMP spin-waiting of two busy processes slows each ~100x."""
+    """Torch intra-op threads for a block (FitConfig.threads)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

@@ -30,22 +30,22 @@ def _train_demand(
 ) -> TrainResult:
     config = DemandConfig.tiny() if tiny else DemandConfig()
     if epochs is not None:
-        config = replace(config, epochs=epochs)
+        config = replace(config, fit=replace(config.fit, epochs=epochs))
     if isinstance(data, pd.DataFrame):
         frame = data
     elif data is not None:
         frame = load_csv(data)
     elif tiny:
-        frame = synthetic(n_series=12, days=500, seed=config.seed)
+        frame = synthetic(n_series=12, days=500, seed=config.fit.seed)
     else:
-        frame = synthetic(seed=config.seed)
+        frame = synthetic(seed=config.fit.seed)
     return train_demand(frame, config, out_dir)
 
 
 def _train_esg(out_dir: Path, epochs: int | None, tiny: bool) -> TrainResult:
     config = EsgConfig.tiny() if tiny else EsgConfig()
     if epochs is not None:
-        config = replace(config, epochs=epochs)
+        config = replace(config, fit=replace(config.fit, epochs=epochs))
     return train_esg(config, out_dir)
 
 
