@@ -9,15 +9,17 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
 import asyncpg
-import httpx
 import pytest
 from sqlalchemy.engine import make_url
+
+from bench import harness
+
+free_port = harness.free_port  # the benchmarks' own, as is wait_until_up's polling
 
 REQUIRE = os.environ.get("PAMTALK_REQUIRE_SERVICES") == "1"
 DATABASE_URL = os.environ.get(
@@ -69,22 +71,11 @@ def _dsn(url: object) -> str:
     return str(url.set(drivername="postgresql").render_as_string(hide_password=False))  # type: ignore[attr-defined]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    """Poll ``url`` until it answers 200; if the process dies or time runs out, kill it and
-    fail with the tail of its log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(url).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    pytest.fail(f"{url} did not come up: {log.read_text()[-2000:]}")
+    """Poll ``url`` until it answers 200 (``bench.harness.wait_until_up``); if the process
+    dies or time runs out, kill it and fail with the tail of its log."""
+    try:
+        harness.wait_until_up(url, process, log, timeout)
+    except harness.NotReady as exc:
+        process.kill()
+        pytest.fail(f"{url} did not come up: {exc}")

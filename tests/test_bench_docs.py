@@ -1,0 +1,252 @@
+"""docs/benchmarks.md and its one writer (bench/docs.py): a script's --write replaces only the
+text between its own markers, the markers are checked, and every contents link resolves."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import docs, harness
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = sorted(
+    path.name for path in (ROOT / "bench").glob("*.py") if '"--write"' in path.read_text()
+)
+ORIGINAL = docs.DOCS.read_bytes()
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    """The real docs/benchmarks.md, copied: the tests write to this, never to the original."""
+    path = tmp_path / "benchmarks.md"
+    shutil.copyfile(docs.DOCS, path)
+    return path
+
+
+def outside(data: bytes, name: str) -> tuple[bytes, bytes]:
+    """The bytes before and after the section ``name``'s generated text."""
+    start, stop = docs.span(data.decode("utf-8"), name)
+    text = data.decode("utf-8")
+    return text[:start].encode(), text[stop:].encode()
+
+
+def github_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives the headings: lowercase, punctuation dropped, spaces to
+    hyphens, repeats numbered (``command``, ``command-1``, ...); fenced code is skipped."""
+    anchors: set[str] = set()
+    seen: Counter[str] = Counter()
+    fenced = False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and (heading := re.match(r"#{1,6} (.+?)\s*$", line)):
+            slug = re.sub(r"[^\w\- ]", "", heading[1].lower()).replace(" ", "-")
+            anchors.add(f"{slug}-{seen[slug]}" if seen[slug] else slug)
+            seen[slug] += 1
+    return anchors
+
+
+def test_github_anchors_follow_githubs_rules() -> None:
+    text = "## Serving: ours vs Ray Serve\n### Command\n```\n# not a heading\n```\n### Command\n"
+    assert github_anchors(text) == {"serving-ours-vs-ray-serve", "command", "command-1"}
+
+
+# --- the docs ---------------------------------------------------------------------------------
+
+
+def test_every_contents_link_resolves_to_a_heading() -> None:
+    text = docs.DOCS.read_text()
+    contents = text.split("Sections:", 1)[1].split("\n## ", 1)[0]
+    links = re.findall(r"\]\(#([^)]+)\)", contents)
+    assert len(links) >= 4  # API, serving, load test, batch
+    assert set(links) <= github_anchors(text)
+
+
+def test_every_link_into_the_benchmarks_resolves() -> None:
+    anchors = github_anchors(docs.DOCS.read_text())
+    in_docs = re.findall(r"\]\(#([^)]+)\)", docs.DOCS.read_text())
+    from_readme = re.findall(r"docs/benchmarks\.md#([^)\s]+)\)", (ROOT / "README.md").read_text())
+    assert from_readme  # the README's link to the load test results
+    assert set(in_docs + from_readme) <= anchors
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_each_writing_script_has_its_section_once(script: str) -> None:
+    name = docs.section_name(script)
+    docs.check_section(name)  # raises if missing, repeated or misordered
+    assert docs.section_names(docs.DOCS.read_text()).count(name) == 1
+
+
+def test_the_sections_are_exactly_the_scripts_that_write() -> None:
+    assert SCRIPTS == ["api.py", "batch.py", "loadtest.py", "serving.py"]
+    names = docs.section_names(docs.DOCS.read_text())
+    assert sorted(names) == [f"bench/{script}" for script in SCRIPTS]
+
+
+# --- the writer -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_writing_one_section_leaves_every_other_byte_identical(copy: Path, script: str) -> None:
+    name = docs.section_name(script)
+    before = copy.read_bytes()
+    kept = docs.span(before.decode("utf-8"), name)
+    old_body = before.decode("utf-8")[kept[0] : kept[1]]
+
+    docs.write_section(name, "### Results\n\n| a | b |\n|---|---|\n| 1 | 2 |\n", copy)
+    after = copy.read_bytes()
+    assert outside(after, name) == outside(before, name)
+    assert "\n\n### Results\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n" in after.decode("utf-8")
+    for other in docs.section_names(before.decode("utf-8")):
+        start, stop = docs.span(before.decode("utf-8"), other)
+        if other != name:
+            assert before.decode("utf-8")[start:stop] in after.decode("utf-8")
+
+    docs.write_section(name, old_body, copy)  # and back: the file as it was
+    assert copy.read_bytes() == before == ORIGINAL
+
+
+def test_writing_is_idempotent(copy: Path) -> None:
+    docs.write_section("bench/serving.py", "body\n\n\n", copy)
+    once = copy.read_bytes()
+    docs.write_section("bench/serving.py", "\nbody", copy)
+    assert copy.read_bytes() == once
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace("<!-- END bench/api.py -->\n", ""), "missing"),
+        (lambda t: t.replace("<!-- BEGIN bench/api.py -->\n", ""), "missing"),
+        (lambda t: t + "\n<!-- BEGIN bench/api.py -->\n", "there 2 times"),
+        (lambda t: t + "\n<!-- END bench/api.py -->\n", "there 2 times"),
+        (
+            lambda t: (
+                t.replace("<!-- BEGIN bench/api.py -->", "<!-- TEMP -->")
+                .replace("<!-- END bench/api.py -->", "<!-- BEGIN bench/api.py -->")
+                .replace("<!-- TEMP -->", "<!-- END bench/api.py -->")
+            ),
+            "before its BEGIN",
+        ),
+    ],
+)
+def test_a_bad_marker_fails_loudly_and_writes_nothing(copy: Path, edit: Any, message: str) -> None:
+    broken = edit(copy.read_text()).encode()
+    copy.write_bytes(broken)
+    with pytest.raises(docs.MarkerError, match=message):
+        docs.write_section("bench/api.py", "new", copy)
+    with pytest.raises(docs.MarkerError):
+        docs.check_section("bench/api.py", copy)
+    assert copy.read_bytes() == broken
+
+
+def test_only_whole_marker_lines_count() -> None:
+    text = "see `<!-- BEGIN x -->` and `<!-- END x -->`\n<!-- BEGIN x -->\nold\n<!-- END x -->\n"
+    assert docs.replace_section(text, "x", "new") == (
+        "see `<!-- BEGIN x -->` and `<!-- END x -->`\n<!-- BEGIN x -->\n\nnew\n\n<!-- END x -->\n"
+    )
+    with pytest.raises(docs.MarkerError, match="missing"):
+        docs.replace_section("`<!-- BEGIN y -->`\n<!-- END y -->\n", "y", "new")
+
+
+# --- each script's rendering, written through the writer --------------------------------------
+
+HOST = {
+    "cpus": 2,
+    "processor": "Intel(R) Xeon(R) Processor",
+    "platform": "Linux-6.18-x86_64",
+    "python": "3.11.7",
+    "load_average_1m_at_start": 0.8,
+}
+
+
+def api_section() -> str:
+    from bench import api
+
+    result = api.Result("POST /v1/transactions", 5157, 0, 257.9, 117.0, 195.1, 227.1, {}, 0.3)
+    report = {
+        "command": ".venv/bin/python bench/api.py --write",
+        "date": "2026-11-26T07:00:00+00:00",
+        "machine": HOST,
+        "config": {
+            "duration_s": 20.0,
+            "warmup_s": 2.0,
+            "concurrency": 32,
+            "client": "one client per worker",
+            "uvicorn_workers": 2,
+        },
+        "results": [{"client_cpu_cores": result.client_cpu_cores}],
+        "table_markdown": api.markdown_table([result]),
+        "notes": ["transactions: 5655 answered 201, 5655 rows stored"],
+    }
+    return api.docs_section(report)
+
+
+def batch_section() -> str:
+    from bench import batch
+
+    args = argparse.Namespace(repeat=3, demand_chunk=256, esg_chunk=512, farms=2000)
+    rows = {"demand": {"raw": [1e6], "e2e": [4e4], "rows": [14280]}}
+    rows["esg"] = {"raw": [5e5], "e2e": [5e3], "rows": [2000]}
+    return batch.docs_section(batch.table(args, rows), args, HOST)
+
+
+def loadtest_section() -> str:
+    from bench import loadtest
+
+    report = {
+        "started_at": "2026-11-26T10:30:00+00:00",
+        "command": ".venv/bin/python bench/loadtest.py --write",
+        "machine": HOST,
+        "setup": "2 cpus; server --workers 2; scaled-down durations",
+        "table_markdown": loadtest.markdown([]),
+    }
+    return loadtest.docs_section(report)
+
+
+def serving_section() -> str:
+    from bench.serving_load import Point, ServerRun
+    from bench.serving_report import build_report, docs_section
+    from bench.serving_setup import Setup
+
+    point = Point("ours-local", 8, 10712, 0, 1339.1, 6.45, 8.09, 0.16, 0.95, 0.0, {})
+    runs = [ServerRun("ours-local", points=[point]), ServerRun("mlflow", "not run", "exited")]
+    args = argparse.Namespace(tiny=False, duration=8.0, warmup=2.0, concurrency=[8], slo_ms=50.0)
+    setup = Setup("sqlite:///m.db", "sqlite:///b.db", "key", Path("m.onnx"), "1", "t", Path("r"))
+    command = ".venv/bin/python bench/serving.py --write"
+    return docs_section(build_report(args, setup, HOST, runs, (3.0, 259.0), command))
+
+
+RENDER = {
+    "api.py": api_section,
+    "batch.py": batch_section,
+    "loadtest.py": loadtest_section,
+    "serving.py": serving_section,
+}
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_scripts_write_changes_only_its_own_section(copy: Path, script: str) -> None:
+    name, body = docs.section_name(script), RENDER[script]()
+    assert f"bench/{script}" in body and "2 cores (`Intel(R) Xeon(R) Processor`)" in body
+    before = copy.read_bytes()
+    docs.write_section(name, body, copy)
+    after = copy.read_text()
+    assert outside(copy.read_bytes(), name) == outside(before, name)
+    assert body.strip() in after
+    assert docs.section_names(after) == docs.section_names(before.decode())
+    contents = after.split("Sections:", 1)[1].split("\n## ", 1)[0]
+    assert set(re.findall(r"\]\(#([^)]+)\)", contents)) <= github_anchors(after)
+
+
+def test_the_harness_describes_the_machine() -> None:
+    host = harness.machine()
+    assert host["cpus"] >= 1 and host["python"].count(".") == 2
+    assert host["packages"]["pamtalk"] is not None
+    assert harness.machine_line(host).startswith(f"{host['cpus']} cores (`")
