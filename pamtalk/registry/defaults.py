@@ -8,11 +8,11 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from pamtalk.models.contract import DEMAND, ESG
+from pamtalk.models.contract import KINDS
 from pamtalk.registry import promote
 from pamtalk.registry.publish import train_and_register
 from pamtalk.settings import Settings
-from pamtalk.training.pipeline import JEJU, Kind
+from pamtalk.training.pipeline import resolve_source
 
 
 def ensure_champions(
@@ -24,15 +24,14 @@ def ensure_champions(
 ) -> list[str]:
     """Returns the models it promoted."""
     promoted = []
-    for kind, contract in (("demand", DEMAND), ("esg", ESG)):
+    for contract in KINDS.values():
         name = contract.registered_name
         if promote.by_alias(client, name, promote.CHAMPION) is not None:
             continue
-        data = JEJU if kind == "demand" and JEJU.exists() and not tiny else None
-        say(f"{name}: no champion; training a default model on {data or 'generated data'} ...")
-        model_kind: Kind = "demand" if kind == "demand" else "esg"
+        _, described = resolve_source(contract.kind, tiny=tiny)
+        say(f"{name}: no champion; training a default model on {described} ...")
         built, version = train_and_register(
-            client, settings, model_kind, out_dir=work_dir / kind, data=data, tiny=tiny
+            client, settings, contract.kind, out_dir=work_dir / contract.kind, tiny=tiny
         )
         say(built.table)
         promote.promote(client, name, version)

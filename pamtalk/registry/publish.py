@@ -7,7 +7,6 @@ from pathlib import Path
 
 import mlflow
 import onnx
-import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
@@ -15,7 +14,7 @@ from pamtalk.registry.store import experiment
 from pamtalk.settings import Settings
 from pamtalk.training.candidate import Candidate
 from pamtalk.training.onnx_export import predictor, session
-from pamtalk.training.pipeline import Kind, build_candidate
+from pamtalk.training.pipeline import Data, build_candidate
 
 INT8_ARTIFACT = "onnx/model.int8.onnx"
 
@@ -75,13 +74,14 @@ def register(client: MlflowClient, settings: Settings, candidate: Candidate) -> 
 def train_and_register(
     client: MlflowClient,
     settings: Settings,
-    kind: Kind,
+    kind: str,
     *,
     out_dir: Path,
-    data: Path | pd.DataFrame | None = None,
+    data: Data = None,
     epochs: int | None = None,
     tiny: bool = False,
 ) -> tuple[Candidate, str]:
-    """Train, export, quantize, log and register; returns the candidate and its version."""
+    """Train (on pipeline.resolve_source's data), export, quantize, log and register;
+    returns the candidate and its version."""
     built = build_candidate(kind, out_dir=out_dir, data=data, epochs=epochs, tiny=tiny)
     return built, register(client, settings, built)

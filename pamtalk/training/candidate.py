@@ -3,7 +3,7 @@ PyTorch, int8 quantization with its own parity and metric change, CPU latency of
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,14 +13,12 @@ from torch import nn
 
 from pamtalk.models.contract import ModelContract
 from pamtalk.training import onnx_export, quantize
-from pamtalk.training.result import Predictor
+from pamtalk.training.result import Evaluate
 
 # fp32 parity: |ONNX Runtime - PyTorch| <= 1e-4 + 1e-5 x (the example's largest |output|):
 # 1e-4 for the 0..100 scores; demand in kg (up to ~1e6) is held to float32's resolution.
 FP32_ATOL, FP32_RTOL = 1e-4, 1e-5
 INT8_MAX_WORSE = 0.01  # int8 may be at most 1 % (relative) worse on the main metric
-
-Evaluate = Callable[[Predictor], dict[str, float]]
 
 
 class ParityError(RuntimeError):

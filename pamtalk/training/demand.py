@@ -1,13 +1,13 @@
 """Train and evaluate the demand forecasting model (contract DEMAND).
 
-Runbook:
+Runbook (the command goes through training/pipeline.py, as `pamtalk train demand` does):
 
-    # the real benchmark (needs ../shared/data/jeju/train.csv); under 2 min on 2 CPU cores
-    .venv/bin/python -m pamtalk.training.demand \
-        --data ../shared/data/jeju/train.csv --out /tmp/demand-run
-    # anywhere, on generated data
+    # the Jeju data (../shared/data/jeju/train.csv, the default where present): under 2 min
+    # on 2 CPU cores
+    .venv/bin/python -m pamtalk.training.demand --out /tmp/demand-run
+    .venv/bin/python -m pamtalk.training.demand --data prices.csv  # any CSV of the Jeju shape
     .venv/bin/python -m pamtalk.training.demand --synthetic --out /tmp/demand-synthetic
-    # from Python (the CLI and the registry do this)
+    # from Python
     result = train_demand(load_jeju(), DemandConfig(), Path("/tmp/demand-run"))
     print(result.table); result.model  # eval mode: forward(history, calendar) -> quantiles
 
@@ -25,7 +25,6 @@ What it does, top to bottom:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -41,7 +40,7 @@ from torch import nn
 
 from pamtalk.models.contract import DEMAND_HORIZON, DEMAND_LOOKBACK, DEMAND_QUANTILES
 from pamtalk.models.demand import baselines
-from pamtalk.models.demand.data import load_csv, validate
+from pamtalk.models.demand.data import validate
 from pamtalk.models.demand.evaluate import (
     OVERALL,
     Origin,
@@ -56,7 +55,6 @@ from pamtalk.models.demand.evaluate import (
 from pamtalk.models.demand.features import Panel, build_inputs, to_panel, windows
 from pamtalk.models.demand.network import DemandNet, parameter_count
 from pamtalk.models.demand.plots import plot_forecasts
-from pamtalk.models.demand.synthetic import synthetic
 from pamtalk.training.loop import (
     Batch,
     FitConfig,
@@ -391,24 +389,7 @@ def _plot_holdout(
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, help="a CSV of the Jeju shape")
-    parser.add_argument("--synthetic", action="store_true", help="train on generated data")
-    parser.add_argument("--out", type=Path, default=Path("var/demand"))
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--tiny", action="store_true", help="DemandConfig.tiny()")
-    args = parser.parse_args()
-    if args.synthetic == (args.data is not None):
-        parser.error("give exactly one of --data PATH and --synthetic")
-    frame = synthetic() if args.synthetic else load_csv(args.data)
-    config = DemandConfig.tiny() if args.tiny else DemandConfig()
-    if args.epochs is not None:
-        config = replace(config, fit=replace(config.fit, epochs=args.epochs))
-    result = train_demand(frame, config, args.out)
-    print(result.table)
-    print(json.dumps({k: round(v, 4) for k, v in result.metrics.items()}, indent=2))
-
-
 if __name__ == "__main__":
-    main()
+    from pamtalk.training.pipeline import main  # it imports this module: import it here
+
+    main("demand")

@@ -1,10 +1,11 @@
 """Train the ESG model to reproduce the methodology, with uncertainty bands when inputs are
 missing.
 
-Runbook:
+Runbook (the commands go through training/pipeline.py):
     .venv/bin/python -m pamtalk.training.esg --out /tmp/esg-run     # default config
     .venv/bin/python -m pamtalk.training.esg --tiny --out /tmp/esg-tiny
     pamtalk train esg                                                # + export and register
+    result = train_esg(EsgConfig(), Path("/tmp/esg-run"))            # from Python
 
 Steps, top to bottom:
 1. generate realistic Korean farm profiles (models/esg/profiles.py), one set each for
@@ -20,7 +21,6 @@ Steps, top to bottom:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import time
 from collections.abc import Callable, Sequence
@@ -358,21 +358,7 @@ def _train(config: EsgConfig, out_dir: Path) -> EsgTrainResult:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train the ESG model (see the docstring).")
-    parser.add_argument("--out", type=Path, default=Path("var/train/esg"))
-    parser.add_argument("--tiny", action="store_true", help="the test-sized config")
-    parser.add_argument("--epochs", type=int, default=None)
-    args = parser.parse_args(argv)
-    config = EsgConfig.tiny() if args.tiny else EsgConfig()
-    if args.epochs is not None:
-        config = replace(config, fit=replace(config.fit, epochs=args.epochs))
-    result = train_esg(config, args.out)
-    print(result.table)
-    print(f"fingerprint {result.fingerprint}")
-    for name, path in result.plots.items():
-        print(f"{name}: {path}")
-
-
 if __name__ == "__main__":
-    main()
+    from pamtalk.training.pipeline import main  # it imports this module: import it here
+
+    main("esg")

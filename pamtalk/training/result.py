@@ -13,6 +13,8 @@ from torch import nn
 
 # predict(*inputs) -> the model's output, e.g. an ONNX Runtime session wrapped as a function.
 Predictor = Callable[..., np.ndarray]
+# evaluate(predictor) -> held-out metrics, the same as training reports for its own model.
+Evaluate = Callable[[Predictor], dict[str, float]]
 
 
 @dataclass
@@ -22,7 +24,7 @@ class TrainResult:
     table: str  # printable evaluation table
     example_inputs: tuple[np.ndarray, np.ndarray]  # a small float32 batch
     eval_inputs: tuple[np.ndarray, np.ndarray]  # the held-out inputs
-    evaluate: Callable[[Predictor], dict[str, float]]  # held-out metrics of any predictor
+    evaluate: Evaluate  # held-out metrics of any predictor
     plots: dict[str, Path] = field(default_factory=dict)
     fingerprint: str = ""  # sha256 of the training data
     params: dict[str, Any] = field(default_factory=dict)
