@@ -56,9 +56,8 @@ import secrets
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,15 +84,6 @@ class Scenario:
     expected_status: int
 
 
-@dataclass
-class Samples:
-    """What the workers of one scenario observed; only the window's latencies are kept."""
-
-    latencies: list[float] = field(default_factory=list)
-    errors: Counter[str] = field(default_factory=Counter)
-    ok_total: int = 0  # successes including warm-up and stragglers, for the sanity check
-
-
 @dataclass(frozen=True)
 class Result:
     scenario: str
@@ -108,11 +98,8 @@ class Result:
 
 
 @dataclass(frozen=True)
-class Load:
-    concurrency: int
-    warmup: float
-    duration: float
-    shared_client: bool
+class Load(harness.Load):
+    shared_client: bool = False
 
 
 # --- setup and teardown -------------------------------------------------------------------
@@ -223,11 +210,13 @@ def scenarios(args: argparse.Namespace, key: str, offers: list[tuple[int, str]])
 
 
 async def worker(
-    client: httpx.AsyncClient, scenario: Scenario, window: tuple[float, float], samples: Samples
+    client: httpx.AsyncClient,
+    scenario: Scenario,
+    window: tuple[float, float],
+    samples: harness.Samples,
 ) -> None:
     """Sends requests back to back until the window closes; records those ending inside it."""
-    start_at, end_at = window
-    while time.perf_counter() < end_at:
+    while time.perf_counter() < window[1]:
         began = time.perf_counter()
         error: str | None = None
         try:
@@ -236,13 +225,7 @@ async def worker(
                 error = f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:
             error = type(exc).__name__
-        ended = time.perf_counter()
-        samples.ok_total += error is None
-        if start_at <= ended <= end_at:
-            if error is None:
-                samples.latencies.append(ended - began)
-            else:
-                samples.errors[error] += 1
+        samples.record(began, time.perf_counter(), window, error)
 
 
 async def open_clients(
@@ -262,18 +245,19 @@ async def open_clients(
     return [clients[i % pools] for i in range(load.concurrency)]
 
 
-async def run_scenario(base_url: str, scenario: Scenario, load: Load) -> tuple[Result, Samples]:
-    samples = Samples()
+async def run_scenario(
+    base_url: str, scenario: Scenario, load: Load
+) -> tuple[Result, harness.Samples]:
+    samples = harness.Samples()
     async with contextlib.AsyncExitStack() as stack:
         clients = await open_clients(stack, base_url, load)
-        start_at = time.perf_counter() + load.warmup
-        window = (start_at, start_at + load.duration)
+        window = load.window()
         cpu = asyncio.create_task(harness.CpuMeter().over(window))  # the client's, "self"
         await asyncio.gather(*(worker(c, scenario, window, samples) for c in clients))
     return summarize(scenario.name, samples, load.duration, (await cpu)["self"]), samples
 
 
-def summarize(name: str, samples: Samples, duration: float, cpu: float) -> Result:
+def summarize(name: str, samples: harness.Samples, duration: float, cpu: float) -> Result:
     ordered = sorted(samples.latencies)
     errors = sum(samples.errors.values())
     return Result(

@@ -19,7 +19,9 @@ import string
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +192,44 @@ def wait_until(
 def wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
     """Waits until ``url`` answers 200 (``NotReady`` otherwise)."""
     wait_until(lambda: httpx.get(url, timeout=2.0).status_code == 200, proc, log, timeout)
+
+
+# --- closed-loop load ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    """One measured point: ``concurrency`` closed-loop workers, ``warmup`` s unmeasured, then
+    ``duration`` s measured."""
+
+    concurrency: int
+    warmup: float
+    duration: float
+
+    def window(self) -> tuple[float, float]:
+        """The measured window (``time.perf_counter``): after the warm-up from now."""
+        start = time.perf_counter() + self.warmup
+        return start, start + self.duration
+
+
+@dataclass
+class Samples:
+    """What the workers of one point observed; only the window's requests are kept."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    ok_total: int = 0  # successes including warm-up and stragglers, for sanity checks
+
+    def record(
+        self, began: float, ended: float, window: tuple[float, float], error: str | None
+    ) -> None:
+        """A request that ended inside the window counts: its latency, or its error."""
+        self.ok_total += error is None
+        if window[0] <= ended <= window[1]:
+            if error is None:
+                self.latencies.append(ended - began)
+            else:
+                self.errors[error] += 1
 
 
 # --- CPU ----------------------------------------------------------------------------------

@@ -7,29 +7,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import aiohttp
 
 from bench import harness
+from bench.harness import Load
 from bench.serving_servers import Target
 
 REQUEST_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class Load:
-    concurrency: int
-    warmup: float
-    duration: float
-
-
-@dataclass
-class Samples:
-    latencies: list[float] = field(default_factory=list)
-    errors: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
@@ -69,12 +56,11 @@ async def worker(
     server: Target,
     bodies: Iterator[bytes],
     window: tuple[float, float],
-    samples: Samples,
+    samples: harness.Samples,
 ) -> None:
     """Sends requests back to back until the window closes; records those ending inside it."""
-    start_at, end_at = window
     headers = server.post_headers
-    while time.perf_counter() < end_at:
+    while time.perf_counter() < window[1]:
         began = time.perf_counter()
         error: str | None = None
         try:
@@ -84,23 +70,17 @@ async def worker(
                     error = f"HTTP {r.status}"
         except (aiohttp.ClientError, TimeoutError) as exc:
             error = type(exc).__name__
-        ended = time.perf_counter()
-        if start_at <= ended <= end_at:
-            if error is None:
-                samples.latencies.append(ended - began)
-            else:
-                samples.errors[error] += 1
+        samples.record(began, time.perf_counter(), window, error)
 
 
 async def run_point(server: Target, bodies: list[bytes], load: Load, token: str) -> Point:
-    samples = Samples()
+    samples = harness.Samples()
     connector = aiohttp.TCPConnector(limit=load.concurrency)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     async with aiohttp.ClientSession(
         base_url=server.base_url, connector=connector, timeout=timeout
     ) as session:
-        start_at = time.perf_counter() + load.warmup
-        window = (start_at, start_at + load.duration)
+        window = load.window()
         cpu = asyncio.create_task(server_meter(token).over(window))
         streams = [
             itertools.islice(itertools.cycle(bodies), i, None) for i in range(load.concurrency)
@@ -124,7 +104,7 @@ def other_cores(cores: dict[str, float]) -> float:
     return max(0.0, cores["box"] - cores["self"] - cores["server"])
 
 
-def summarize(name: str, load: Load, samples: Samples, cores: dict[str, float]) -> Point:
+def summarize(name: str, load: Load, samples: harness.Samples, cores: dict[str, float]) -> Point:
     ordered = sorted(samples.latencies)
     return Point(
         server=name,
