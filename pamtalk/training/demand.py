@@ -52,7 +52,7 @@ from pamtalk.models.demand.evaluate import (
     mean_scores,
     seasonal_scale,
 )
-from pamtalk.models.demand.features import Panel, build_inputs, to_panel, windows
+from pamtalk.models.demand.features import Panel, to_panel, windows
 from pamtalk.models.demand.network import DemandNet, parameter_count
 from pamtalk.models.demand.plots import plot_forecasts
 from pamtalk.training.loop import (
@@ -68,8 +68,6 @@ from pamtalk.training.loop import (
 from pamtalk.training.losses import pinball_loss
 from pamtalk.training.plots import plot_learning_curve
 from pamtalk.training.result import TrainResult
-
-__all__ = ["DemandConfig", "DemandTrainResult", "build_inputs", "train_demand"]
 
 LOOKBACK, HORIZON = DEMAND_LOOKBACK, DEMAND_HORIZON
 
@@ -109,9 +107,6 @@ class DemandConfig:
             rolling_step=28,
             plot_series=2,
         )
-
-
-DemandTrainResult = TrainResult
 
 
 # ----------------------------------------------------------------------------- data
@@ -233,12 +228,12 @@ BASELINES: dict[str, Predictor] = {
 # ----------------------------------------------------------------------------- pipeline
 
 
-def train_demand(frame: pd.DataFrame, config: DemandConfig, out_dir: Path) -> DemandTrainResult:
+def train_demand(frame: pd.DataFrame, config: DemandConfig, out_dir: Path) -> TrainResult:
     with torch_threads(config.fit.threads):
         return _train_demand(frame, config, Path(out_dir))
 
 
-def _train_demand(frame: pd.DataFrame, config: DemandConfig, out_dir: Path) -> DemandTrainResult:
+def _train_demand(frame: pd.DataFrame, config: DemandConfig, out_dir: Path) -> TrainResult:
     started = time.perf_counter()
     validate(frame)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -319,7 +314,7 @@ def _train_demand(frame: pd.DataFrame, config: DemandConfig, out_dir: Path) -> D
         "mase_skipped_series": by_method["model"][OVERALL].n_skipped,
         **sizes,
     }
-    return DemandTrainResult(
+    return TrainResult(
         model=model,
         metrics=metrics,
         table=table,

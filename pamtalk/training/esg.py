@@ -84,9 +84,6 @@ class EsgConfig:
         )
 
 
-EsgTrainResult = TrainResult
-
-
 # --- 1-3. Data -------------------------------------------------------------------------------
 
 
@@ -243,12 +240,12 @@ def table(metrics: dict[str, float], config: EsgConfig, seconds: float) -> str:
 # --- The pipeline ----------------------------------------------------------------------------
 
 
-def train_esg(config: EsgConfig, out_dir: Path) -> EsgTrainResult:
+def train_esg(config: EsgConfig, out_dir: Path) -> TrainResult:
     with torch_threads(config.fit.threads):
         return _train(config, out_dir)
 
 
-def _train(config: EsgConfig, out_dir: Path) -> EsgTrainResult:
+def _train(config: EsgConfig, out_dir: Path) -> TrainResult:
     start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     seed = config.fit.seed  # the data's draws too
@@ -340,7 +337,7 @@ def _train(config: EsgConfig, out_dir: Path) -> EsgTrainResult:
         np.concatenate([complete.practices[:4], missing.practices[:4]]),
         np.concatenate([complete.mask[:4], missing.mask[:4]]),
     )
-    return EsgTrainResult(
+    return TrainResult(
         model=model,
         metrics=metrics,
         table=table(metrics, config, seconds),

@@ -106,15 +106,6 @@ def from_daily_aggregate(
     return complete_days(frame)
 
 
-def synthetic(
-    n_series: int = 24, days: int = 3 * 365, seed: int = 0, start: date = date(2020, 1, 1)
-) -> pd.DataFrame:
-    """The generated source (synthetic.py), reachable here with the others."""
-    from pamtalk.models.demand.synthetic import synthetic as generate  # it imports this module
-
-    return generate(n_series=n_series, days=days, seed=seed, start=start)
-
-
 def empty_frame() -> pd.DataFrame:
     return pd.DataFrame(
         {

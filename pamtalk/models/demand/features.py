@@ -160,8 +160,3 @@ def window_inputs(past: np.ndarray, end: date) -> tuple[np.ndarray, np.ndarray]:
     start = pd.Timestamp(end) - pd.Timedelta(days=LOOKBACK - 1)
     days = pd.date_range(start, periods=WINDOW, freq="D")
     return past.astype(np.float32)[None], calendar_features(days)[None]
-
-
-def forecast_dates(end: date) -> list[date]:
-    """The 28 days a window ending on ``end`` forecasts."""
-    return [end + timedelta(days=h) for h in range(1, HORIZON + 1)]

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from pamtalk.models.demand.synthetic import synthetic
-from pamtalk.training.demand import DemandConfig, DemandTrainResult, train_demand
+from pamtalk.training.demand import DemandConfig, train_demand
+from pamtalk.training.result import TrainResult
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +20,6 @@ def small_frame() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def tiny_run(
     small_frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[DemandTrainResult, Path]:
+) -> tuple[TrainResult, Path]:
     out = tmp_path_factory.mktemp("demand-tiny")
     return train_demand(small_frame, DemandConfig.tiny(), out), out

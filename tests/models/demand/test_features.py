@@ -14,7 +14,6 @@ from pamtalk.models.demand.features import (
     to_panel,
     windows,
 )
-from pamtalk.training.demand import build_inputs as reexported
 
 
 def contract_shape(i: int, batch: int) -> tuple[int, ...]:
@@ -52,7 +51,6 @@ def test_build_inputs_equals_the_training_windows(small_frame: pd.DataFrame) -> 
     ref_h, ref_c, _ = windows(panel, np.array([4]), np.array([200]))
     assert history.shape == contract_shape(0, 1) and calendar.shape == contract_shape(1, 1)
     assert np.array_equal(history, ref_h) and np.array_equal(calendar, ref_c)
-    assert reexported is build_inputs
 
 
 def test_build_inputs_pads_unknown_days_with_zero(small_frame: pd.DataFrame) -> None:

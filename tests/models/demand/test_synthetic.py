@@ -5,7 +5,6 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from pamtalk.models.demand.data import synthetic as via_data
 from pamtalk.models.demand.synthetic import synthetic
 
 
@@ -14,7 +13,6 @@ def test_deterministic_under_the_seed() -> None:
     pd.testing.assert_frame_equal(a, b)
     c = synthetic(n_series=6, days=120, seed=8)
     assert not np.array_equal(a["demand_kg"].to_numpy(), c["demand_kg"].to_numpy())
-    pd.testing.assert_frame_equal(a, via_data(n_series=6, days=120, seed=7))
 
 
 def test_calendar_effects() -> None:

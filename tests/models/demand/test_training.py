@@ -11,18 +11,13 @@ import torch
 
 from pamtalk.models.contract import DEMAND_CALENDAR_FEATURES
 from pamtalk.models.demand.baselines import seasonal_naive
-from pamtalk.training.demand import (
-    DemandConfig,
-    DemandTrainResult,
-    fingerprint,
-    torch_predictor,
-    train_demand,
-)
+from pamtalk.training.demand import DemandConfig, fingerprint, torch_predictor, train_demand
+from pamtalk.training.result import TrainResult
 
 HOLDOUT_KEYS = {"mase", "wape", "wql", "coverage_p10_p90"}
 
 
-def test_result(tiny_run: tuple[DemandTrainResult, Path], small_frame: pd.DataFrame) -> None:
+def test_result(tiny_run: tuple[TrainResult, Path], small_frame: pd.DataFrame) -> None:
     result, out = tiny_run
     assert not result.model.training
     history, calendar = result.example_inputs
@@ -53,7 +48,7 @@ def test_result(tiny_run: tuple[DemandTrainResult, Path], small_frame: pd.DataFr
     assert (out / "evaluation.md").is_file() and (out / "metrics.json").is_file()
 
 
-def test_evaluate_accepts_any_predictor(tiny_run: tuple[DemandTrainResult, Path]) -> None:
+def test_evaluate_accepts_any_predictor(tiny_run: tuple[TrainResult, Path]) -> None:
     result, _ = tiny_run
     own = result.evaluate(torch_predictor(result.model))
     assert set(own) >= HOLDOUT_KEYS
@@ -65,7 +60,7 @@ def test_evaluate_accepts_any_predictor(tiny_run: tuple[DemandTrainResult, Path]
 
 
 def test_deterministic_under_the_seed(
-    tiny_run: tuple[DemandTrainResult, Path], small_frame: pd.DataFrame, tmp_path: Path
+    tiny_run: tuple[TrainResult, Path], small_frame: pd.DataFrame, tmp_path: Path
 ) -> None:
     first, _ = tiny_run
     threads = torch.get_num_threads()
@@ -91,7 +86,7 @@ def test_fingerprint(small_frame: pd.DataFrame) -> None:
 
 
 def test_rolling_off_keeps_the_metric_keys(
-    tiny_run: tuple[DemandTrainResult, Path], small_frame: pd.DataFrame, tmp_path: Path
+    tiny_run: tuple[TrainResult, Path], small_frame: pd.DataFrame, tmp_path: Path
 ) -> None:
     config = dataclasses.replace(DemandConfig.tiny(), rolling=False)
     result = train_demand(small_frame, config, tmp_path)

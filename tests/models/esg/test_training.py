@@ -9,17 +9,18 @@ import pytest
 import torch
 
 from pamtalk.models import contract
-from pamtalk.training.esg import EsgConfig, EsgTrainResult, torch_predictor, train_esg
+from pamtalk.training.esg import EsgConfig, torch_predictor, train_esg
+from pamtalk.training.result import TrainResult
 
 SCORES = contract.ESG_SCORES
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory: pytest.TempPathFactory) -> EsgTrainResult:
+def result(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
     return train_esg(EsgConfig.tiny(), tmp_path_factory.mktemp("esg"))
 
 
-def test_the_result(result: EsgTrainResult) -> None:
+def test_the_result(result: TrainResult) -> None:
     config = EsgConfig.tiny()
     practices, mask = result.example_inputs
     assert practices.shape == mask.shape == (8, contract.ESG_FEATURES)
@@ -42,14 +43,14 @@ def test_the_result(result: EsgTrainResult) -> None:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_scores_follow_the_contract(result: EsgTrainResult) -> None:
+def test_scores_follow_the_contract(result: TrainResult) -> None:
     scores = torch_predictor(result.model)(*result.eval_inputs)
     assert scores.shape == (len(result.eval_inputs[0]), 4, 3)
     assert scores.min() >= 0 and scores.max() <= 100
     assert (np.diff(scores, axis=-1) >= 0).all()
 
 
-def test_evaluate_takes_any_predictor(result: EsgTrainResult) -> None:
+def test_evaluate_takes_any_predictor(result: TrainResult) -> None:
     again = result.evaluate(torch_predictor(result.model))
     assert again == {k: result.metrics[k] for k in again}
     assert set(again) >= {"mae_complete", "mae_missing30", "coverage_missing30"}
@@ -60,7 +61,7 @@ def test_evaluate_takes_any_predictor(result: EsgTrainResult) -> None:
     assert result.evaluate(middle)["coverage_missing30"] == 0.0
 
 
-def test_deterministic_under_a_seed(result: EsgTrainResult, tmp_path: Path) -> None:
+def test_deterministic_under_a_seed(result: TrainResult, tmp_path: Path) -> None:
     again = train_esg(EsgConfig.tiny(), tmp_path)
     assert again.fingerprint == result.fingerprint
     for (name, a), b in zip(
