@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     serving_parallelism: int = Field(default=2, ge=1)  # batches in flight per version
     serving_timeout_s: float = Field(default=5.0, gt=0)  # per request, queue + compute
     serving_threads: int = Field(default=1, ge=0)  # ONNX Runtime intra-op threads; 0 = all
-    serving_precision: Literal["auto", "fp32", "int8"] = "auto"
+    serving_precision: Literal["fp32", "int8"] = "fp32"
     serving_warmup_batches: list[int] = [1, 8, 64]
     model_watch_interval: float = Field(default=30.0, ge=0)  # seconds; 0 = never re-check
 
@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     batch_demand_chunk: int = Field(default=64, ge=1)  # series per chunk
     batch_esg_chunk: int = Field(default=512, ge=1)  # farms per chunk
     batch_max_batch_size: int = Field(default=2048, ge=1)  # rows per model call in workers
+    batch_max_queue_rows: int = Field(default=32_768, ge=1)  # rows waiting per version
+    batch_timeout_s: float = Field(default=600.0, gt=0)  # per model call, queue + compute
     batch_chunk_retries: int = Field(default=3, ge=0)
     # Redis redelivers an unacknowledged task after this many seconds (RabbitMQ: at once
     # when the worker's connection drops). Longer than the slowest chunk.

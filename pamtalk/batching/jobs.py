@@ -202,3 +202,13 @@ async def stalled(session: AsyncSession, idle: timedelta) -> list[int]:
         )
     )
     return list(found)
+
+
+async def ended(session: AsyncSession, job_ids: list[int]) -> list[int]:
+    """Those of ``job_ids`` that are completed or failed."""
+    found = await session.scalars(
+        select(BatchJob.id).where(
+            BatchJob.id.in_(job_ids), BatchJob.status.in_([JobStatus.completed, JobStatus.failed])
+        )
+    )
+    return list(found)

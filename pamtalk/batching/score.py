@@ -4,21 +4,28 @@ the results with the chunk's completion in one transaction."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
-import numpy as np
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pamtalk.batching import jobs, writers
-from pamtalk.db.models import BatchJob, DemandDaily, Farm, FarmStatus
+from pamtalk.db.models import BatchJob, Farm, FarmStatus
 from pamtalk.db.types import utcnow
-from pamtalk.models.contract import DEMAND, DEMAND_LOOKBACK, ESG, ESG_SCORES
-from pamtalk.models.demand.features import daily_history, window_inputs
+from pamtalk.models.contract import DEMAND, DEMAND_HORIZON, ESG, by_kind
 from pamtalk.models.esg import features as esg_features
-from pamtalk.models.esg import methodology
+from pamtalk.serving import answers, inputs
 from pamtalk.serving.service import PredictorService
+
+
+def holder(job_id: int) -> str:
+    """How a job is named among those pinning a model version."""
+    return f"job-{job_id}"
+
+
+def job_of(holder: str) -> int:
+    return int(holder.removeprefix("job-"))
 
 
 async def run_chunk(
@@ -28,9 +35,9 @@ async def run_chunk(
     chunk = await jobs.start_chunk(session, job_id, index)
     job = await jobs.get(session, job_id)
     assert job.run_date is not None
-    name = DEMAND.registered_name if chunk.kind == "demand" else ESG.registered_name
+    name = by_kind(chunk.kind).registered_name
     version = job.params["versions"][name]
-    await service.pin(name, version)
+    await service.pin(name, version, holder(job_id))
     if chunk.kind == "demand":
         rows = await _demand(session, service, job, chunk.items, version)
         written = await writers.upsert_forecasts(session, rows)
@@ -51,48 +58,30 @@ async def _demand(
 ) -> list[dict[str, Any]]:
     assert job.run_date is not None
     as_of = job.run_date - timedelta(days=1)  # the last complete day
-    first = as_of - timedelta(days=DEMAND_LOOKBACK - 1)
-    pairs = [tuple(s.split(":", 1)) for s in series]
-    found = await session.execute(
-        select(
-            DemandDaily.crop,
-            DemandDaily.region,
-            DemandDaily.day,
-            DemandDaily.quantity_g,
-            DemandDaily.value_krw,
-        ).where(
-            tuple_(DemandDaily.crop, DemandDaily.region).in_(pairs),
-            DemandDaily.day.between(first, as_of),
-        )
-    )
-    days: dict[str, list[tuple[date, int, int]]] = {s: [] for s in series}
-    for crop, region, day, grams, value in found:
-        days[f"{crop}:{region}"].append((day, grams, value))
-    history = np.stack([daily_history(days[s], as_of) for s in series])
-    _, calendar = window_inputs(history[0], as_of)  # one calendar serves every series
+    pairs = [(crop, region) for crop, region in (s.split(":", 1) for s in series)]
+    histories = await inputs.demand_histories(session, pairs, as_of)
     result = await service.infer(
-        DEMAND.registered_name,
-        [history, np.repeat(calendar, len(series), axis=0)],
-        version=version,
+        DEMAND.registered_name, inputs.demand_inputs(histories, as_of), version=version
     )
-    quantiles = np.maximum(result.outputs[0], 0.0)  # [S, 28, 3]; demand is never negative
+    quantiles = answers.demand_quantiles(result.outputs[0], DEMAND_HORIZON)  # [S, 28, 3]
+    days = answers.forecast_dates(as_of, DEMAND_HORIZON)
     now = utcnow()
     return [
         {
             "run_date": job.run_date,
             "crop": crop,
             "region": region,
-            "target_date": as_of + timedelta(days=h + 1),
-            "p10_kg": float(q[0]),
-            "p50_kg": float(q[1]),
-            "p90_kg": float(q[2]),
+            "target_date": day,
+            "p10_kg": p10,
+            "p50_kg": p50,
+            "p90_kg": p90,
             "model_name": DEMAND.registered_name,
             "model_version": version,
             "batch_job_id": job.id,
             "created_at": now,
         }
-        for (crop, region), days in zip(pairs, quantiles, strict=True)
-        for h, q in enumerate(days)
+        for (crop, region), rows in zip(pairs, quantiles.tolist(), strict=True)
+        for day, (p10, p50, p90) in zip(days, rows, strict=True)
     ]
 
 
@@ -114,41 +103,21 @@ async def _esg(
     )
     if not farms:
         return []
-    records = [
-        {
-            "crops": f.crops,
-            "area_m2": f.area_m2,
-            "organic": f.organic,
-            "certifications": f.certifications,
-            "practices": f.practices,
-        }
-        for f in farms
-    ]
-    practices, mask = esg_features.encode_many(records)
+    profiles = [farm.profile() for farm in farms]
+    practices, mask = esg_features.encode_many(profiles)
     result = await service.infer(ESG.registered_name, [practices, mask], version=version)
-    scores = np.clip(result.outputs[0], 0.0, 100.0)  # [F, 4 pillars, 3 quantiles]
     now = utcnow()
-    rows = []
-    for farm, record, farm_scores in zip(farms, records, scores, strict=True):
-        p50 = {pillar: float(q[1]) for pillar, q in zip(ESG_SCORES, farm_scores, strict=True)}
-        audit = methodology.assess(record)
-        rows.append(
-            {
-                "farm_id": farm.id,
-                "run_date": job.run_date,
-                **p50,
-                "grade": methodology.grade(p50["overall"]),
-                "breakdown": {
-                    "model": {
-                        pillar: [round(float(v), 2) for v in q]
-                        for pillar, q in zip(ESG_SCORES, farm_scores, strict=True)
-                    },
-                    "methodology_overall": audit.overall,
-                },
-                "model_name": ESG.registered_name,
-                "model_version": version,
-                "batch_job_id": job.id,
-                "created_at": now,
-            }
+    return [
+        {
+            "farm_id": farm.id,
+            "run_date": job.run_date,
+            **answers.assessment(answer, answers.audit(profile)),
+            "model_name": ESG.registered_name,
+            "model_version": version,
+            "batch_job_id": job.id,
+            "created_at": now,
+        }
+        for farm, profile, answer in zip(
+            farms, profiles, answers.esg_answers(result.outputs[0], mask), strict=True
         )
-    return rows
+    ]

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pamtalk.db import seed
+from pamtalk.db import demand, seed
 from pamtalk.db.migrate import upgrade
-from pamtalk.db.models import DemandDaily
 from pamtalk.db.session import create_engine, create_session_factory
 from pamtalk.errors import Conflict, Forbidden
 from pamtalk.settings import Settings
@@ -46,19 +43,10 @@ async def seed_database(settings: Settings, size: seed.SeedSize) -> dict[str, in
         return await seed.seed(session, size)
 
 
-async def daily_demand(settings: Settings) -> list[tuple[str, str, date, int, int]]:
-    """The daily demand aggregate (crop, region, day, quantity_g, value_krw), for training."""
+async def daily_demand(settings: Settings) -> list[demand.DailyRow]:
+    """The whole daily demand aggregate (crop, region, day, quantity_g, value_krw), for training."""
     async with _session(settings) as session:
-        rows = await session.execute(
-            select(
-                DemandDaily.crop,
-                DemandDaily.region,
-                DemandDaily.day,
-                DemandDaily.quantity_g,
-                DemandDaily.value_krw,
-            ).order_by(DemandDaily.crop, DemandDaily.region, DemandDaily.day)
-        )
-        return [tuple(row) for row in rows]  # type: ignore[misc]
+        return await demand.daily_rows(session)
 
 
 async def register_admin_key(settings: Settings) -> bool:

@@ -144,6 +144,16 @@ class Farm(Base):
     def crops(self) -> list[str]:
         return [row.crop for row in self.crop_rows]
 
+    def profile(self) -> dict[str, Any]:
+        """What the ESG model and methodology read of a farm."""
+        return {
+            "crops": self.crops,
+            "area_m2": self.area_m2,
+            "organic": self.organic,
+            "certifications": self.certifications,
+            "practices": self.practices,
+        }
+
 
 class FarmCrop(Base):
     """What a farm grows; a table rather than a JSON list so that 'farms growing X' is an

@@ -1,10 +1,10 @@
-"""An ONNX Runtime session on the chosen device, run with IO binding on a GPU and warmed up
-at its batch-size buckets before it takes traffic."""
+"""ONNX Runtime sessions on the chosen device: options, IO binding on a GPU, and warm-up
+inputs. The model runtime (pamtalk.serving.runtime.OnnxModel) is built on these."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,62 +32,52 @@ def session_options(threads: int) -> ort.SessionOptions:
     return options
 
 
-class Session:
-    """``run(inputs) -> outputs`` over one ONNX file, inputs and outputs in graph order."""
+def open_session(
+    path: Path, device: Device = "auto", threads: int = 0, cache_dir: Path | None = None
+) -> ort.InferenceSession:
+    providers = choose(device, cache_dir=cache_dir)
+    session = ort.InferenceSession(
+        str(path),
+        session_options(threads),
+        providers=[name for name, _ in providers],
+        provider_options=[options for _, options in providers],
+    )
+    if device != "cpu" and not on_gpu(session):
+        log.info("serving %s on the CPU (providers: %s)", path.name, session.get_providers())
+    return session
 
-    def __init__(
-        self, path: Path, device: Device = "auto", threads: int = 0, cache_dir: Path | None = None
-    ) -> None:
-        providers = choose(device, cache_dir=cache_dir)
-        self.session = ort.InferenceSession(
-            str(path),
-            session_options(threads),
-            providers=[name for name, _ in providers],
-            provider_options=[options for _, options in providers],
-        )
-        # ORT drops a GPU provider whose libraries fail to load (and says so in its log):
-        # what the session actually got is the truth.
-        self.providers: list[str] = list(self.session.get_providers())
-        self.on_gpu = any(p in GPU_PROVIDERS for p in self.providers)
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.output_names = [o.name for o in self.session.get_outputs()]
-        if device != "cpu" and not self.on_gpu:
-            log.info("serving %s on the CPU (providers: %s)", path.name, self.providers)
 
-    @property
-    def device(self) -> str:
-        return (
-            "cpu"
-            if self.providers[0] == CPU
-            else self.providers[0].removesuffix("ExecutionProvider").lower()
-        )
+def on_gpu(session: ort.InferenceSession) -> bool:
+    # ORT drops a GPU provider whose libraries fail to load (and says so in its log): what
+    # the session actually got is the truth.
+    return any(p in GPU_PROVIDERS for p in session.get_providers())
 
-    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        feeds = dict(zip(self.input_names, inputs, strict=True))
-        if not self.on_gpu:
-            outputs: list[np.ndarray] = self.session.run(self.output_names, feeds)
-            return outputs
-        # IO binding: ORT copies each input to the device once and keeps outputs there until
-        # the single copy back, instead of staging through its own CPU buffers.
-        binding = self.session.io_binding()
-        for name, array in feeds.items():
-            binding.bind_cpu_input(name, np.ascontiguousarray(array))
-        for name in self.output_names:
-            binding.bind_output(name, "cuda")
-        self.session.run_with_iobinding(binding)
-        result: list[np.ndarray] = binding.copy_outputs_to_cpu()
-        return result
 
-    def example(self, batch: int) -> list[np.ndarray]:
-        """Zeros of the graph's input shapes with ``batch`` rows (dynamic axes -> 1)."""
-        arrays = []
-        for value in self.session.get_inputs():
-            dims = [d if isinstance(d, int) else 1 for d in value.shape[1:]]
-            arrays.append(np.zeros((batch, *dims), dtype=_NUMPY_DTYPES.get(value.type, np.float32)))
-        return arrays
+def device_of(session: ort.InferenceSession) -> str:
+    """"cpu", "cuda" or "tensorrt": the provider that runs the graph first."""
+    first = str(session.get_providers()[0])
+    return "cpu" if first == CPU else first.removesuffix("ExecutionProvider").lower()
 
-    def warm_up(self, batches: Iterable[int]) -> None:
-        """Run each batch-size bucket once: the first run of a shape allocates memory and,
-        on a GPU, picks kernels (TensorRT builds an engine), which no request should wait for."""
-        for batch in sorted(set(batches)):
-            self.run(self.example(batch))
+
+def run_bound(
+    session: ort.InferenceSession, feeds: Mapping[str, np.ndarray], output_names: Sequence[str]
+) -> list[np.ndarray]:
+    """A run with IO binding: ORT copies each input to the device once and keeps outputs
+    there until the single copy back, instead of staging through its own CPU buffers."""
+    binding = session.io_binding()
+    for name, array in feeds.items():
+        binding.bind_cpu_input(name, np.ascontiguousarray(array))
+    for name in output_names:
+        binding.bind_output(name, "cuda")
+    session.run_with_iobinding(binding)
+    outputs: list[np.ndarray] = binding.copy_outputs_to_cpu()
+    return outputs
+
+
+def example_inputs(session: ort.InferenceSession, batch: int) -> list[np.ndarray]:
+    """Zeros of the graph's input shapes with ``batch`` rows (dynamic axes -> 1)."""
+    arrays = []
+    for value in session.get_inputs():
+        dims = [d if isinstance(d, int) else 1 for d in value.shape[1:]]
+        arrays.append(np.zeros((batch, *dims), dtype=_NUMPY_DTYPES.get(value.type, np.float32)))
+    return arrays

@@ -27,6 +27,7 @@ from pamtalk.serving.metrics import (
     INFERENCE_QUEUE_SECONDS,
     INFERENCE_REJECTED,
 )
+from pamtalk.serving.stacking import stack, unstack
 
 RunBatch = Callable[[list[np.ndarray]], Awaitable[list[np.ndarray]]]
 
@@ -157,18 +158,8 @@ class DynamicBatcher:
                 INFERENCE_QUEUE_SECONDS.labels(*self._labels).observe(started - request.enqueued)
             INFERENCE_BATCH_SIZE.labels(*self._labels).observe(rows)
             try:
-                inputs = (
-                    list(batch[0].inputs)
-                    if len(batch) == 1
-                    else [
-                        np.concatenate(parts)
-                        for parts in zip(*(r.inputs for r in batch), strict=True)
-                    ]
-                )
-                outputs = await self._run(inputs)
-                wrong = [o.shape[0] for o in outputs if o.ndim == 0 or o.shape[0] != rows]
-                if wrong:
-                    raise RuntimeError(f"the model returned {wrong[0]} rows for {rows}")
+                outputs = await self._run(stack([r.inputs for r in batch]))
+                parts = unstack(outputs, [r.rows for r in batch])
             except Exception as exc:
                 reason = "queue_full" if isinstance(exc, TooManyRequests) else "failed"
                 INFERENCE_REJECTED.labels(self.model, reason).inc()
@@ -187,10 +178,7 @@ class DynamicBatcher:
             elapsed = time.perf_counter() - started
             INFERENCE_COMPUTE_SECONDS.labels(*self._labels).observe(elapsed)
             self._seconds_per_row = 0.8 * self._seconds_per_row + 0.2 * elapsed / rows
-            offset = 0
-            for request in batch:
-                part = [o[offset : offset + request.rows] for o in outputs]
-                offset += request.rows
+            for request, part in zip(batch, parts, strict=True):
                 if not request.future.done():
                     request.future.set_result(part)
         finally:

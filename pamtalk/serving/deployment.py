@@ -13,7 +13,7 @@ import numpy as np
 
 from pamtalk.models.contract import ModelContract
 from pamtalk.serving.batcher import BatchPolicy, DynamicBatcher
-from pamtalk.serving.runtime import Artifact, OnnxModel
+from pamtalk.serving.runtime import Artifact, load_runtime
 from pamtalk.settings import Settings
 
 
@@ -86,14 +86,10 @@ class LocalBackend:
         self.settings = settings
 
     async def deploy(self, artifact: Artifact, contract: ModelContract) -> Deployment:
-        model = OnnxModel(
-            artifact,
-            contract,
-            device=self.settings.device,
-            threads=self.settings.serving_threads,
-            warmup_batches=warmup_batches(self.settings),
+        s = self.settings
+        model = await asyncio.to_thread(
+            load_runtime, artifact, contract, s.device, s.serving_threads, warmup_batches(s)
         )
-        await asyncio.to_thread(model.load)
         policy = batch_policy(self.settings)
         pool = ThreadPoolExecutor(policy.parallelism, thread_name_prefix=f"{artifact.name}-v")
         loop = asyncio.get_running_loop()

@@ -1,26 +1,30 @@
-"""Demand forecasts and ESG scores over the predictor service: features in, answers out,
-cached ``prediction_ttl`` seconds under the answering model version and the inputs, so a new
-champion misses naturally and concurrent identical misses run one inference (``cached``)."""
+"""Demand forecasts and ESG scores online, over the predictor service: inputs read, model
+run, answers formatted (answers.py, as batch scoring does), cached ``prediction_ttl`` seconds
+under the answering model version and the inputs, so a new champion misses naturally and
+concurrent identical misses run one inference (``cached``)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import numpy as np
 import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pamtalk.cache import Cache, cached
-from pamtalk.models.contract import DEMAND, DEMAND_QUANTILES, ESG, ESG_SCORES
-from pamtalk.models.demand.features import LOOKBACK, window_inputs
+from pamtalk.db.models import EsgAssessment, Farm, FarmStatus
+from pamtalk.db.types import utcnow
+from pamtalk.domain import KST
+from pamtalk.errors import NotFound
+from pamtalk.models.contract import DEMAND, ESG
+from pamtalk.models.demand.features import LOOKBACK
 from pamtalk.models.esg import features as esg_features
-from pamtalk.models.esg import methodology
+from pamtalk.serving import answers, inputs
 from pamtalk.serving.service import PredictorService
 
 PREDICTIONS_NS = "predictions"
-QUANTILE_NAMES = tuple(f"p{round(q * 100)}" for q in DEMAND_QUANTILES)
 
 
 def _digest(*parts: bytes) -> str:
@@ -34,26 +38,29 @@ async def forecast_demand(
     service: PredictorService,
     cache: Cache,
     ttl: int,
+    db: AsyncSession,
     *,
     crop: str,
     region: str,
     as_of: date,
     horizon: int,
     history: np.ndarray | None,
-    load_history: Callable[[], Awaitable[np.ndarray]],
     key: str | None,
 ) -> bytes:
     """p10/p50/p90 in kg for the ``horizon`` days after ``as_of``, from ``history`` (56 x
-    [kg, KRW/kg]) or, when None, from ``load_history()`` (the platform's aggregate)."""
+    [kg, KRW/kg]) or, when None, from the platform's daily aggregate."""
     async with service.lease(DEMAND.registered_name, key) as lease:
         source = _digest(history.tobytes()) if history is not None else "platform"
         cache_key = f"demand:{lease.version}:{crop}:{region}:{as_of}:{horizon}:{source}"
 
         async def produce() -> dict[str, Any]:
-            past = history if history is not None else await load_history()
-            result = await lease.infer(window_inputs(past, as_of))
-            # A quantile below zero is the network's extrapolation; demand cannot be negative.
-            quantiles = np.maximum(result.outputs[0][0, :horizon], 0.0)
+            if history is None:
+                past = await inputs.demand_histories(db, [(crop, region)], as_of)
+                await db.commit()  # release the connection while the model works
+            else:
+                past = history[None]
+            result = await lease.infer(inputs.demand_inputs(past, as_of))
+            quantiles = answers.demand_quantiles(result.outputs[0], horizon)[0]
             return {
                 "model": result.model,
                 "version": result.version,
@@ -63,13 +70,7 @@ async def forecast_demand(
                 "unit": "kg",
                 "history_days": LOOKBACK,
                 "history_source": "request" if history is not None else "platform",
-                "forecast": [
-                    {
-                        "date": (as_of + timedelta(days=h + 1)).isoformat(),
-                        **{n: round(float(v), 3) for n, v in zip(QUANTILE_NAMES, row, strict=True)},
-                    }
-                    for h, row in enumerate(quantiles)
-                ],
+                "forecast": answers.demand_forecast(quantiles, as_of),
             }
 
         return await cached(cache, PREDICTIONS_NS, cache_key, ttl, produce)
@@ -80,41 +81,56 @@ async def score_esg(
     cache: Cache,
     ttl: int,
     *,
-    farm: Mapping[str, Any],
+    profile: dict[str, Any],
     key: str | None,
 ) -> dict[str, Any]:
-    """The model's p10/p50/p90 per pillar (the complete-profile estimate) beside the
-    methodology's audit score of what was reported (missing inputs earn no points)."""
-    practices, mask = esg_features.encode(farm)
+    """The model's p10/p50/p90 per pillar (the complete-profile estimate) and its grade,
+    beside the methodology's audit score of what was reported."""
+    practices, mask = esg_features.encode(profile)
     async with service.lease(ESG.registered_name, key) as lease:
         cache_key = f"esg:{lease.version}:{_digest(practices.tobytes(), mask.tobytes())}"
 
         async def produce() -> dict[str, Any]:
             result = await lease.infer([practices[None], mask[None]])
-            scores = np.clip(result.outputs[0][0], 0.0, 100.0)  # [4 pillars, 3 quantiles]
+            (answer,) = answers.esg_answers(result.outputs[0], mask[None])
             return {
                 "model": result.model,
                 "version": result.version,
-                "scores": {
-                    pillar: {
-                        n: round(float(v), 2) for n, v in zip(QUANTILE_NAMES, row, strict=True)
-                    }
-                    for pillar, row in zip(ESG_SCORES, scores, strict=True)
-                },
-                "reported_share": round(float(mask.mean()), 3),
+                "scores": answer.scores,
+                "reported_share": answer.reported_share,
+                "grade": answer.grade,
             }
 
         model: dict[str, Any] = orjson.loads(
             await cached(cache, PREDICTIONS_NS, cache_key, ttl, produce)
         )
-    audit = methodology.assess(farm)
-    model["grade"] = methodology.grade(model["scores"]["overall"]["p50"])
-    model["methodology"] = {
-        "environmental": audit.environmental,
-        "social": audit.social,
-        "governance": audit.governance,
-        "overall": audit.overall,
-        "grade": audit.grade,
-        "breakdown": audit.breakdown,
-    }
-    return model
+    return model | {"methodology": answers.audit(profile)}
+
+
+async def score_farm(
+    service: PredictorService,
+    cache: Cache,
+    ttl: int,
+    db: AsyncSession,
+    *,
+    farm_id: int,
+    key: str | None,
+) -> dict[str, Any]:
+    """Score a stored farm and record the result as an assessment."""
+    farm = await db.get(Farm, farm_id)
+    if farm is None or farm.status == FarmStatus.deleted:
+        raise NotFound(f"farm {farm_id} not found")
+    profile = farm.profile()
+    await db.commit()  # release the connection while the model works
+    result = await score_esg(service, cache, ttl, profile=profile, key=key)
+    answer = answers.EsgAnswer(result["scores"], result["grade"], result["reported_share"])
+    assessment = EsgAssessment(
+        farm_id=farm_id,
+        run_date=utcnow().astimezone(KST).date(),
+        **answers.assessment(answer, result["methodology"]),
+        model_name=result["model"],
+        model_version=result["version"],
+    )
+    db.add(assessment)
+    await db.commit()
+    return result | {"farm_id": farm_id, "assessment_id": assessment.id}

@@ -36,7 +36,8 @@ from pamtalk.gpu.providers import Device
 from pamtalk.models.contract import CONTRACTS, ModelContract
 from pamtalk.serving.batcher import DynamicBatcher
 from pamtalk.serving.deployment import Deployment, batch_policy, warmup_batches
-from pamtalk.serving.runtime import Artifact, OnnxModel
+from pamtalk.serving.runtime import Artifact, load_runtime
+from pamtalk.serving.stacking import stack, unstack
 from pamtalk.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,18 +69,18 @@ def _rows(calls: list[list[np.ndarray]]) -> int:
 
 
 class OnnxReplica:
-    """One ONNX Runtime session (pamtalk.serving.runtime, as in-process serving) in a Ray
-    actor. Each call is a micro-batch: a list of input arrays of N rows."""
+    """One model runtime (pamtalk.serving.runtime, as in-process serving) in a Ray actor.
+    Each call is a micro-batch: a list of input arrays of N rows."""
 
     def __init__(self, spec: ReplicaSpec, onnx: bytes) -> None:
         with tempfile.TemporaryDirectory(prefix="pamtalk-replica-") as folder:
             path = Path(folder) / "model.onnx"
             path.write_bytes(onnx)
             artifact = Artifact(spec.name, spec.version, path, spec.precision)
-            self.model = OnnxModel(
+            # ONNX Runtime has read the file once loaded: the copy can go.
+            self.model = load_runtime(
                 artifact, CONTRACTS[spec.name], spec.device, spec.threads, spec.warmup_batches
             )
-            self.model.load()  # ONNX Runtime has read the file: the copy can go
         self.max_rows = spec.max_batch_rows
         # The decorator's values are only defaults; these come from the settings.
         self.batch.set_max_batch_size(spec.max_batch_rows)  # type: ignore[attr-defined]
@@ -101,19 +102,9 @@ class OnnxReplica:
 
     @serve.batch(batch_size_fn=_rows)
     async def batch(self, calls: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
-        inputs = (
-            calls[0]
-            if len(calls) == 1
-            else [np.concatenate(parts) for parts in zip(*calls, strict=True)]
-        )
         # In a thread, so that the replica keeps taking calls meanwhile: the next batch.
-        outputs = await asyncio.to_thread(self.model.predict, inputs)
-        answers, start = [], 0
-        for call in calls:
-            end = start + call[0].shape[0]
-            answers.append([output[start:end] for output in outputs])
-            start = end
-        return answers
+        outputs = await asyncio.to_thread(self.model.predict, stack(calls))
+        return unstack(outputs, [call[0].shape[0] for call in calls])
 
 
 # Decorated here rather than with @: mypy would take the decorated class for a plain class.
@@ -205,15 +196,16 @@ class RayBackend:
             )
         return {"autoscaling_config": autoscaling}
 
-    def _run(self, artifact: Artifact, app: str) -> Any:
-        """Deploy ``app`` (blocking until its replicas are up) and return its handle."""
+    def _run(self, artifact: Artifact, app: str) -> tuple[Any, bool]:
+        """Deploy ``app`` (blocking until its replicas are up): its handle, and whether this
+        process put it up (False: it shares another process's app)."""
         self._connect()
         running = serve.status().applications.get(app)
         if running is not None and running.status == "RUNNING":
-            # Another front process (an API worker) put this version up already: share it
-            # rather than redeploy, which would restart its replicas.
+            # Another front process (an API worker, a batch worker) put this version up
+            # already: share it rather than redeploy, which would restart its replicas.
             log.info("%s is already up on Ray Serve: sharing it", app)
-            return serve.get_app_handle(app)
+            return serve.get_app_handle(app), False
         s = self.settings
         spec = ReplicaSpec(
             name=artifact.name,
@@ -233,15 +225,17 @@ class RayBackend:
             max_queued_requests=s.ray_max_queued_requests,
             ray_actor_options={"num_cpus": s.ray_num_cpus, "num_gpus": s.ray_num_gpus},
         )
-        return serve.run(
+        handle = serve.run(
             replicas.bind(spec, _self_contained(artifact.path)), name=app, route_prefix=None
         )
+        return handle, True
 
     async def deploy(self, artifact: Artifact, contract: ModelContract) -> Deployment:
         app = app_name(artifact.name, artifact.version)
         async with self._lock:  # one deploy at a time: each may start Ray and Serve
-            handle = await asyncio.to_thread(self._run, artifact, app)
-            self._apps.add(app)
+            handle, owned = await asyncio.to_thread(self._run, artifact, app)
+            if owned:
+                self._apps.add(app)
         about: dict[str, str] = await handle.describe.remote()
         await handle.remote(_example(contract))  # the handle finds its replicas now
 
@@ -257,8 +251,11 @@ class RayBackend:
             return outputs
 
         async def release() -> None:
-            self._apps.discard(app)
-            await asyncio.to_thread(serve.delete, app)
+            # A shared app stays up for the process that put it there (the batch worker
+            # retiring a pinned version must not take the API's champion down).
+            if app in self._apps:
+                self._apps.discard(app)
+                await asyncio.to_thread(serve.delete, app)
 
         # Enough micro-batches in flight for every replica the autoscaler may start to reach
         # its target load; with fewer, the autoscaler would never see the load to scale up.
@@ -283,12 +280,11 @@ class RayBackend:
         self._apps.clear()
 
 
-def scale(settings: Settings, model: str, replicas: int) -> list[str]:
+def scale(model: str, replicas: int) -> list[str]:
     """Pin every Serve application of ``model`` to ``replicas`` replicas, live: the same code
     version with a new replica count is a config-only update, so running replicas stay up and
-    keep serving. Returns the applications changed. ``settings`` is unused: Ray's address
-    comes from RAY_ADDRESS (else the local cluster), the rest from the running apps."""
-    del settings
+    keep serving. Returns the applications changed. Ray's address comes from RAY_ADDRESS
+    (else the local cluster), the rest from the running apps."""
     if model not in CONTRACTS:
         raise NotFound(f"unknown model {model!r}; models: {', '.join(CONTRACTS)}")
     if replicas < 1:

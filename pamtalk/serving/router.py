@@ -1,5 +1,6 @@
-"""Which deployed version answers a request: the champion, or for a canary the challenger
-for a sticky share of request keys; in shadow mode the challenger scores a copy instead."""
+"""Which deployed version of a model answers a request: the champion, or for a canary the
+challenger for a sticky share of request keys; in shadow mode the challenger scores a copy
+instead. Versions pinned by batch jobs are reachable by version only."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def bucket(key: str) -> int:
 
 
 @dataclass
-class Routes:
+class VersionRouter:
     """The deployments of one model; swapped by assigning a field, which is atomic for the
     event loop: a request holds whatever it picked until it finishes."""
 
@@ -28,7 +29,7 @@ class Routes:
     challenger: Deployment | None = None
     percent: int = 0
     mode: str = "split"
-    # Versions loaded on request (batch scoring pins the champion of when its job started).
+    # Versions loaded for batch jobs (each pins the champions of when it started).
     pinned: dict[str, Deployment] = field(default_factory=dict)
 
     def pick(self, key: str | None) -> tuple[Deployment | None, Role, Deployment | None]:
@@ -39,6 +40,10 @@ class Routes:
         if self.mode == "shadow":
             return self.champion, "champion", self.challenger
         return self.challenger, "challenger", None
+
+    def live(self) -> set[Deployment]:
+        """The deployments the aliases route to."""
+        return {d for d in (self.champion, self.challenger) if d is not None}
 
     def version(self, version: str) -> Deployment | None:
         for deployment in (self.champion, self.challenger):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ from pamtalk.models.contract import CONTRACTS, ModelContract
 from pamtalk.registry import promote, store
 from pamtalk.serving.deployment import Backend, Deployment, LocalBackend
 from pamtalk.serving.metrics import MODEL_VERSION_INFO, PREDICTIONS, SHADOW_DIVERGENCE
-from pamtalk.serving.router import Role, Routes
+from pamtalk.serving.router import Role, VersionRouter
 from pamtalk.serving.runtime import Artifact, check_inputs
 from pamtalk.settings import Settings
 
@@ -39,6 +39,14 @@ class Inference:
     version: str
     role: Role
     outputs: list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model's tensors and the versions being served (champion, then challenger)."""
+
+    contract: ModelContract
+    versions: list[str]
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,7 @@ def make_backend(settings: Settings) -> Backend:
 
 
 def fetch(client: MlflowClient, settings: Settings, name: str, version: str) -> Artifact:
-    """Download ``version`` at the configured precision. ``auto`` serves fp32: dynamic int8
+    """Download ``version`` at the configured precision. fp32 is the default: dynamic int8
     quantizes activations with one scale per batch, so under dynamic batching a row's answer
     would depend on its batch-mates (measured: up to ~0.9 kg on a demand forecast), and it
     gave no CPU speed-up on these networks (docs/models.md). ``int8`` serves the int8 file of
@@ -74,16 +82,17 @@ def fetch(client: MlflowClient, settings: Settings, name: str, version: str) -> 
 
 class Lease:
     """The deployments a request picked, held until it finishes so that a swap retires them
-    only afterwards."""
+    only afterwards. A canary in shadow mode scores a copy on the challenger in the
+    background; its result is only measured."""
 
     def __init__(
         self,
-        service: PredictorService,
         deployment: Deployment,
         role: Role,
         shadow: Deployment | None,
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
     ) -> None:
-        self._service, self.deployment, self.role, self.shadow = service, deployment, role, shadow
+        self.deployment, self.role, self.shadow, self._spawn = deployment, role, shadow, spawn
 
     @property
     def version(self) -> str:
@@ -95,15 +104,41 @@ class Lease:
         outputs = await deployment.infer(inputs, rows)
         PREDICTIONS.labels(deployment.name, deployment.version, self.role).inc()
         if self.shadow is not None:
-            self._service.shadow(self.shadow, inputs, rows, outputs, deployment.version)
+            self._score_shadow(self.shadow, inputs, rows, outputs)
         return Inference(deployment.name, deployment.version, self.role, outputs)
+
+    def _score_shadow(
+        self,
+        shadow: Deployment,
+        inputs: Sequence[np.ndarray],
+        rows: int,
+        answered: list[np.ndarray],
+    ) -> None:
+        shadow.hold()
+
+        async def run() -> None:
+            try:
+                outputs = await shadow.infer(inputs, rows)
+                PREDICTIONS.labels(shadow.name, shadow.version, "shadow").inc()
+                divergence = float(np.mean(np.abs(outputs[0] - answered[0])))
+                SHADOW_DIVERGENCE.labels(shadow.name, self.version, shadow.version).observe(
+                    divergence
+                )
+            except Exception as exc:  # the champion already answered; log and move on
+                log.warning("shadow %s v%s failed: %s", shadow.name, shadow.version, exc)
+            finally:
+                shadow.let_go()
+
+        self._spawn(run())
 
 
 class PredictorService:
     def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
         self.settings = settings
         self.backend = backend or make_backend(settings)
-        self.routes = {name: Routes() for name in CONTRACTS}
+        self.routers = {name: VersionRouter() for name in CONTRACTS}
+        # Pinned (model, version) -> the jobs holding it; retired when the last lets go.
+        self._pins: dict[tuple[str, str], set[str]] = {}
         self._client: MlflowClient | None = None
         self._sync_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
@@ -121,12 +156,12 @@ class PredictorService:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
-        for routes in self.routes.values():
-            loaded = {d for d in (routes.champion, routes.challenger) if d}
-            for deployment in loaded | set(routes.pinned.values()):
+        for router in self.routers.values():
+            for deployment in router.live() | set(router.pinned.values()):
                 await deployment.retire()
-            routes.champion = routes.challenger = None
-            routes.pinned.clear()
+            router.champion = router.challenger = None
+            router.pinned.clear()
+        self._pins.clear()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.backend.close()
 
@@ -136,7 +171,7 @@ class PredictorService:
             await self.sync_all()
 
     async def sync_all(self) -> None:
-        for name in self.routes:
+        for name in self.routers:
             try:
                 await self.sync(name)
             except Exception:
@@ -145,37 +180,59 @@ class PredictorService:
 
     async def sync(self, name: str) -> None:
         """Bring ``name``'s deployments in line with its aliases: a new version is loaded and
-        warmed up before it is swapped in; the old one retires after its last request."""
+        warmed up before it is swapped in; the old one retires after its last request
+        (unless a batch job pins it)."""
         async with self._sync_lock:
             client = await self._registry()
             plan = await asyncio.to_thread(promote.rollout, client, name)
-            routes = self.routes[name]
-            before = {d for d in (routes.champion, routes.challenger) if d}
+            router = self.routers[name]
+            before = router.live()
             for role, want in (("champion", plan.champion), ("challenger", plan.challenger)):
-                have: Deployment | None = getattr(routes, role)
+                have: Deployment | None = getattr(router, role)
                 if (have.version if have else None) == want:
                     continue
                 new = None
                 if want is not None:
-                    new = routes.version(want) or await self._deploy(client, name, want)
+                    new = router.version(want) or await self._deploy(client, name, want)
                     log.info("serving %s v%s as %s", name, want, role)
-                setattr(routes, role, new)
-            routes.percent, routes.mode = plan.percent, plan.mode
-            after = {d for d in (routes.champion, routes.challenger) if d}
-            for retired in before - after:
+                setattr(router, role, new)
+            router.percent, router.mode = plan.percent, plan.mode
+            after = router.live()
+            for retired in before - after - set(router.pinned.values()):
                 log.info("retiring %s v%s", name, retired.version)
                 self._spawn(retired.retire())
             self._publish_versions(name, before | after)
 
-    async def pin(self, name: str, version: str) -> None:
-        """Load ``version`` (if it is not served already) so that ``infer(..., version=)``
-        reaches it whatever the aliases do meanwhile."""
+    async def pin(self, name: str, version: str, holder: str) -> None:
+        """Keep ``version`` loaded for ``holder`` (a batch job) so that ``infer(...,
+        version=)`` reaches it whatever the aliases do meanwhile, until ``release(holder)``."""
         self.contract(name)
         async with self._sync_lock:
-            routes = self.routes[name]
-            if routes.version(version) is None:
+            router = self.routers[name]
+            if version not in router.pinned:
                 client = await self._registry()
-                routes.pinned[version] = await self._deploy(client, name, version)
+                deployment = router.version(version) or await self._deploy(client, name, version)
+                router.pinned[version] = deployment
+            self._pins.setdefault((name, version), set()).add(holder)
+
+    async def release(self, holder: str) -> None:
+        """Let go of what ``holder`` pinned: a version no one else pins and the aliases do
+        not route to retires (a Ray app is deleted) after its last request."""
+        async with self._sync_lock:
+            for (name, version), holders in list(self._pins.items()):
+                holders.discard(holder)
+                if holders:
+                    continue
+                del self._pins[(name, version)]
+                router = self.routers[name]
+                deployment = router.pinned.pop(version)
+                if deployment not in router.live():
+                    log.info("retiring pinned %s v%s", name, version)
+                    self._spawn(deployment.retire())
+
+    def holders(self) -> set[str]:
+        """Who pins a version now (batch jobs)."""
+        return set().union(*self._pins.values())
 
     async def _deploy(self, client: MlflowClient, name: str, version: str) -> Deployment:
         artifact = await asyncio.to_thread(fetch, client, self.settings, name, version)
@@ -187,13 +244,13 @@ class PredictorService:
         return self._client
 
     def _publish_versions(self, name: str, deployments: set[Deployment]) -> None:
-        routes = self.routes[name]
+        router = self.routers[name]
         for deployment in deployments:
             role = (
                 "champion"
-                if deployment is routes.champion
+                if deployment is router.champion
                 else "challenger"
-                if deployment is routes.challenger
+                if deployment is router.challenger
                 else None
             )
             for r in ("champion", "challenger"):
@@ -205,32 +262,58 @@ class PredictorService:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    # -- the data plane --------------------------------------------------------------------
+    # -- the data plane (after MLServer's DataPlane) ---------------------------------------
+
+    def models(self) -> list[str]:
+        return list(self.routers)
+
+    def ready(self) -> bool:
+        """Every model has a champion loaded."""
+        return all(router.champion is not None for router in self.routers.values())
+
+    def model_ready(self, name: str, version: str | None = None) -> bool:
+        """``name``'s champion (or ``version``) is being served; NotFound for an unknown
+        model."""
+        self.contract(name)
+        router = self.routers[name]
+        return (router.champion if version is None else router.version(version)) is not None
+
+    def metadata(self, name: str, version: str | None = None) -> ModelInfo:
+        """The model's tensors and its served versions (or ``version`` alone, NotFound if it
+        is not served)."""
+        contract = self.contract(name)
+        if version is not None:
+            return ModelInfo(contract, [self.deployment(name, version).version])
+        return ModelInfo(contract, [d.version for d in self._live_in_order(name)])
 
     def contract(self, name: str) -> ModelContract:
-        if name not in self.routes:
-            raise NotFound(f"unknown model {name!r}; models: {', '.join(self.routes)}")
+        if name not in self.routers:
+            raise NotFound(f"unknown model {name!r}; models: {', '.join(self.routers)}")
         return CONTRACTS[name]
 
     def deployment(self, name: str, version: str | None = None) -> Deployment:
         """The champion (or the given version) if it is being served; NotFound/503 otherwise."""
         self.contract(name)
-        routes = self.routes[name]
+        router = self.routers[name]
         if version is None:
-            if routes.champion is None:
+            if router.champion is None:
                 raise ServiceUnavailable(
                     f"{name} has no champion loaded yet: train and promote one "
                     f"(pamtalk train, pamtalk models promote)"
                 )
-            return routes.champion
-        found = routes.version(version)
+            return router.champion
+        found = router.version(version)
         if found is None:
-            served = [d.version for d in (routes.champion, routes.challenger) if d]
+            served = [d.version for d in self._live_in_order(name)]
             raise NotFound(
                 f"{name} version {version} is not being served "
                 f"(serving: {', '.join(served) or 'none'})"
             )
         return found
+
+    def _live_in_order(self, name: str) -> list[Deployment]:
+        router = self.routers[name]
+        return [d for d in (router.champion, router.challenger) if d is not None]
 
     @contextlib.asynccontextmanager
     async def lease(
@@ -243,12 +326,12 @@ class PredictorService:
             deployment = self.deployment(name, version)
         else:
             self.deployment(name)  # raises if nothing is served
-            picked, role, shadow = self.routes[name].pick(key)
+            picked, role, shadow = self.routers[name].pick(key)
             assert picked is not None
             deployment = picked
         deployment.hold()
         try:
-            yield Lease(self, deployment, role, shadow)
+            yield Lease(deployment, role, shadow, self._spawn)
         finally:
             deployment.let_go()
 
@@ -262,37 +345,10 @@ class PredictorService:
         async with self.lease(name, key, version) as lease:
             return await lease.infer(inputs)
 
-    def shadow(
-        self,
-        deployment: Deployment,
-        inputs: Sequence[np.ndarray],
-        rows: int,
-        answered: list[np.ndarray],
-        champion: str,
-    ) -> None:
-        """Score a copy on the challenger in the background; its result is only measured."""
-        deployment.hold()
-
-        async def run() -> None:
-            try:
-                outputs = await deployment.infer(inputs, rows)
-                PREDICTIONS.labels(deployment.name, deployment.version, "shadow").inc()
-                divergence = float(np.mean(np.abs(outputs[0] - answered[0])))
-                SHADOW_DIVERGENCE.labels(deployment.name, champion, deployment.version).observe(
-                    divergence
-                )
-            except Exception as exc:  # the champion already answered; log and move on
-                log.warning("shadow %s v%s failed: %s", deployment.name, deployment.version, exc)
-            finally:
-                deployment.let_go()
-
-        self._spawn(run())
-
     def served(self) -> list[Served]:
-        rows = []
-        for name, routes in self.routes.items():
-            for role in ("champion", "challenger"):
-                d: Deployment | None = getattr(routes, role)
-                if d is not None:
-                    rows.append(Served(name, d.version, role, d.artifact.precision, d.device))
-        return rows
+        return [
+            Served(name, d.version, role, d.artifact.precision, d.device)
+            for name, router in self.routers.items()
+            for role, d in (("champion", router.champion), ("challenger", router.challenger))
+            if d is not None
+        ]

@@ -25,7 +25,8 @@ import redis
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pamtalk.batching import celery_app, jobs, runner
+from pamtalk.batching import celery_app, jobs
+from pamtalk.batching.context import BatchContext
 from pamtalk.db.manage import seed_database, upgrade_database
 from pamtalk.db.models import BatchChunk, BatchJob, JobStatus
 from pamtalk.db.seed import SeedSize
@@ -326,12 +327,10 @@ async def plan_nightly(
     database: Database, registry_uri: str, run_date: date, demand_chunk: int
 ) -> tuple[int, list[tuple[int, str]]]:
     """Plan a nightly job here (champions pinned now); returns its id and its chunks."""
-    ctx = runner.BatchContext(
-        batch_settings(database, registry_uri, batch_demand_chunk=demand_chunk)
-    )
+    ctx = BatchContext(batch_settings(database, registry_uri, batch_demand_chunk=demand_chunk))
     try:
-        job = await runner.plan_nightly(ctx, run_date)
-        return job.id, await runner.chunk_kinds(ctx, job.id)
+        job = await ctx.plan_nightly(run_date)
+        return job.id, await ctx.chunks(job.id)
     finally:
         await ctx.close()
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
-from pamtalk.batching import jobs, runner
+from pamtalk.batching import jobs
+from pamtalk.batching.context import BatchContext
 from pamtalk.cli import app as cli
 from pamtalk.db.manage import seed_database, upgrade_database
 from pamtalk.db.models import BatchJob, DemandForecast, JobStatus
@@ -32,9 +33,9 @@ async def test_a_failed_job_resumes_to_exact_counts(
     )
     await upgrade_database(settings)
     await seed_database(settings, SeedSize(farms=10, transactions=300))
-    ctx = runner.BatchContext(settings)
+    ctx = BatchContext(settings)
     try:
-        job = await runner.plan_nightly(ctx, RUN_DATE)
+        job = await ctx.plan_nightly(RUN_DATE)
         async with ctx.sessions() as session:  # pin a version that does not exist
             await session.execute(
                 update(BatchJob)
@@ -42,7 +43,7 @@ async def test_a_failed_job_resumes_to_exact_counts(
                 .values(params={"versions": {"pamtalk-demand": "1", "pamtalk-esg": "999"}})
             )
             await session.commit()
-        failed = await runner.run_inline(ctx, job.id)
+        failed = await ctx.run_inline(job.id)
         assert failed.status == JobStatus.failed and "999" in (failed.error or "")
         assert failed.chunks_done == failed.chunks_total - 1  # the demand chunks are done
 
@@ -67,9 +68,9 @@ async def test_a_failed_job_resumes_to_exact_counts(
     assert result.exit_code == 0, result.output
     assert "1 chunks to run again" in result.output and "completed" in result.output
 
-    ctx = runner.BatchContext(settings)
+    ctx = BatchContext(settings)
     try:
-        done = await runner.status(ctx, job.id)
+        done = await ctx.status(job.id)
         assert done.status == JobStatus.completed and done.chunks_done == done.chunks_total
         async with ctx.sessions() as session:
             forecasts = await session.scalar(select(func.count()).select_from(DemandForecast))
@@ -85,11 +86,11 @@ async def test_stalled_jobs_are_found(model_store: ModelStore, tmp_path: Path) -
         mlflow_tracking_uri=model_store.copy(tmp_path / "m"),
     )
     await upgrade_database(settings)
-    ctx = runner.BatchContext(settings)
+    ctx = BatchContext(settings)
     try:
-        job = await runner.plan_single(ctx, "demand", "cabbage:jeju", RUN_DATE)
-        assert await runner.stalled(ctx, timedelta(minutes=10)) == []
-        assert await runner.stalled(ctx, timedelta(0)) == [job.id]
-        assert await runner.reopen(ctx, job.id) == [(0, "demand")]
+        job = await ctx.plan_single("demand", "cabbage:jeju", RUN_DATE)
+        assert await ctx.stalled(timedelta(minutes=10)) == []
+        assert await ctx.stalled(timedelta(0)) == [job.id]
+        assert await ctx.reopen(job.id) == [(0, "demand")]
     finally:
         await ctx.close()

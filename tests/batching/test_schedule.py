@@ -3,7 +3,6 @@ Seoul date. Computed with Celery's own schedule objects, as `pamtalk beat` would
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -15,7 +14,7 @@ import pytest
 from celery import Celery
 from celery.beat import ScheduleEntry
 
-from pamtalk.batching import celery_app, runner
+from pamtalk.batching import celery_app
 from pamtalk.settings import Settings
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -40,13 +39,13 @@ def nightly_entry(celery: Celery, last_run_at: datetime, now: datetime) -> Sched
 def test_the_nightly_entry_runs_the_nightly_task_on_seoul_time(celery: Celery) -> None:
     assert set(celery.conf.beat_schedule) == {"nightly-scoring", "resume-stalled"}
     assert celery.conf.beat_schedule["resume-stalled"]["task"] == "pamtalk.resume_stalled"
-    assert "pamtalk.resume_stalled" in celery_app.app.tasks
+    assert "pamtalk.resume_stalled" in celery.tasks
     assert celery.conf.beat_schedule["nightly-scoring"]["task"] == "pamtalk.nightly"
     assert celery.conf.timezone == "Asia/Seoul"
     entry = nightly_entry(celery, datetime(2026, 11, 25, 2, tzinfo=SEOUL), datetime.now(UTC))
     assert entry.task == "pamtalk.nightly"
     assert entry.schedule.tz == SEOUL
-    assert "pamtalk.nightly" in celery_app.app.tasks
+    assert "pamtalk.nightly" in celery.tasks
 
 
 @pytest.mark.parametrize("zone", [SEOUL, UTC], ids=["seoul", "utc"])
@@ -84,27 +83,28 @@ def test_two_in_the_morning_utc_is_not_the_nightly_time(celery: Celery) -> None:
     assert nightly_entry(celery, last, now).schedule.remaining_estimate(last) == timedelta(hours=15)
 
 
-def test_the_nightly_task_scores_the_seoul_date(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_nightly_task_scores_the_seoul_date(
+    celery: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Fired at 02:00 KST, when it is still the day before in UTC, `pamtalk.nightly` without a
-    date plans the Seoul date's job."""
+    date plans the Seoul date's job (and launches it)."""
     planned: list[date] = []
+    launched: list[int] = []
 
-    async def plan_nightly(ctx: Any, day: date, created_by: int | None = None) -> Any:
-        planned.append(day)
-        return SimpleNamespace(id=7)
+    class Planner:
+        """The batch context's planning and launch, without a database or registry."""
 
-    async def chunk_kinds(ctx: Any, job_id: int) -> list[tuple[int, str]]:
-        return []  # nothing to send
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pass
 
-    async def no_context(work: Any) -> Any:
-        return await work(None)
+        async def plan_nightly(self, day: date, created_by: int | None = None) -> Any:
+            planned.append(day)
+            return SimpleNamespace(id=7)
 
-    def run(work: Any) -> Any:
-        return asyncio.run(no_context(work))
+        async def launch(self, job_id: int) -> None:
+            launched.append(job_id)
 
     monkeypatch.setattr(celery_app, "utcnow", lambda: datetime(2026, 11, 25, 17, 0, tzinfo=UTC))
-    monkeypatch.setattr(celery_app, "_run", run)
-    monkeypatch.setattr(runner, "plan_nightly", plan_nightly)
-    monkeypatch.setattr(runner, "chunk_kinds", chunk_kinds)
-    assert celery_app.nightly() == 7
-    assert planned == [date(2026, 11, 26)]
+    monkeypatch.setattr(celery_app, "BatchContext", Planner)
+    assert celery.tasks["pamtalk.nightly"]() == 7
+    assert planned == [date(2026, 11, 26)] and launched == [7]

@@ -11,7 +11,8 @@ from datetime import date
 
 import pytest
 
-from pamtalk.batching import celery_app, runner
+from pamtalk.batching import celery_app, context
+from pamtalk.batching.context import BatchContext
 from pamtalk.db.models import BatchJob, JobStatus
 from pamtalk.db.session import create_session_factory
 from pamtalk.models.contract import DEMAND, ESG
@@ -38,7 +39,7 @@ SINGLE_DATE = date(2026, 11, 23)
 
 async def champions(registry_uri: str) -> dict[str, str]:
     settings = Settings(env="test", mlflow_tracking_uri=registry_uri)
-    return await asyncio.to_thread(runner.champions, settings)
+    return await asyncio.to_thread(context.champions, settings)
 
 
 async def nightly_on_workers(
@@ -204,9 +205,9 @@ async def test_a_chunk_failing_after_its_retries_fails_the_job_with_the_reason(
     """Two jobs pinned to a version the registry does not have: a single-series one, and a
     nightly one whose farm chunk fails while its demand chunks succeed."""
     workers.running()  # PAMTALK_BATCH_CHUNK_RETRIES=1: two attempts a chunk
-    ctx = runner.BatchContext(batch_settings(database, registry_uri))
+    ctx = BatchContext(batch_settings(database, registry_uri))
     try:
-        single = await runner.plan_single(ctx, "demand", "tangerine:jeju", SINGLE_DATE)
+        single = await ctx.plan_single("demand", "tangerine:jeju", SINGLE_DATE)
     finally:
         await ctx.close()
     await _pin(database, single.id, DEMAND.registered_name, "999")

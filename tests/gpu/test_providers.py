@@ -11,11 +11,12 @@ from typer.testing import CliRunner
 
 from pamtalk.cli import app as cli
 from pamtalk.gpu.providers import CPU, CUDA, TENSORRT, DeviceUnavailable, choose
-from pamtalk.gpu.session import Session
 from pamtalk.models.contract import ESG
 from pamtalk.registry import promote, store
+from pamtalk.serving.runtime import Artifact, OnnxModel
 from pamtalk.settings import Settings
 from tests.conftest import ModelStore
+from tests.serving.conftest import example
 
 
 def names(specs: list[tuple[str, dict[str, object]]]) -> list[str]:
@@ -37,11 +38,15 @@ def test_choice_order_and_fallback(tmp_path: Path) -> None:
 def test_session_reports_what_it_got_and_warms_up(model_store_settings: Settings) -> None:
     resolved = promote.resolve(store.connect(model_store_settings), ESG.registered_name)
     assert resolved is not None
-    session = Session(resolved.fp32, device="auto", threads=1)
-    assert session.providers[-1] == CPU and session.device == "cpu" and not session.on_gpu
-    session.warm_up([1, 8, 64])
-    (scores,) = session.run(session.example(5))
+    artifact = Artifact(ESG.registered_name, "1", resolved.fp32, "fp32")
+    model = OnnxModel(artifact, ESG, device="auto", threads=1, warmup_batches=[1, 8, 64])
+    assert not model.ready and model.device == "unloaded"
+    model.load()  # runs the warm-up batches
+    assert model.ready and model.device == "cpu"
+    (scores,) = model.predict(example(ESG, 5))
     assert scores.shape == (5, 4, 3) and np.isfinite(scores).all()
+    model.unload()
+    assert not model.ready
 
 
 def test_gpu_info_command() -> None:

@@ -9,18 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 from pamtalk.errors import GatewayTimeout, TooManyRequests
-from pamtalk.gpu.session import Session
+from pamtalk.gpu.session import open_session
 from pamtalk.serving.batcher import BatchPolicy, DynamicBatcher, InferenceFailed
 
 
 @pytest.fixture(scope="module")
-def doubling_model(tmp_path_factory: pytest.TempPathFactory) -> Session:
+def doubling_model(tmp_path_factory: pytest.TempPathFactory) -> ort.InferenceSession:
     """A real ONNX Runtime session of y = 2x over [N, 3]: each output row is its input's."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])
@@ -31,12 +32,16 @@ def doubling_model(tmp_path_factory: pytest.TempPathFactory) -> Session:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     path = Path(tmp_path_factory.mktemp("onnx")) / "double.onnx"
     onnx.save(model, str(path))
-    return Session(path, device="cpu", threads=1)
+    return open_session(path, device="cpu", threads=1)
 
 
-def on_threads(session: Session, pool: ThreadPoolExecutor):  # type: ignore[no-untyped-def]
+def on_threads(session: ort.InferenceSession, pool: ThreadPoolExecutor):  # type: ignore[no-untyped-def]
     async def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
-        return await asyncio.get_running_loop().run_in_executor(pool, session.run, inputs)
+        def double(x: np.ndarray) -> list[np.ndarray]:
+            outputs: list[np.ndarray] = session.run(None, {"x": x})
+            return outputs
+
+        return await asyncio.get_running_loop().run_in_executor(pool, double, inputs[0])
 
     return run
 
@@ -58,7 +63,7 @@ requests = st.lists(
     max_wait=st.sampled_from([0.0, 0.001, 0.005]),
 )
 def test_any_interleaving_returns_each_caller_its_own_rows(
-    doubling_model: Session,
+    doubling_model: ort.InferenceSession,
     requests: list[tuple[int, float]],
     max_batch: int,
     parallelism: int,
@@ -82,7 +87,9 @@ def test_any_interleaving_returns_each_caller_its_own_rows(
     asyncio.run(scenario())
 
 
-async def test_an_idle_model_is_not_held_for_the_window(doubling_model: Session) -> None:
+async def test_an_idle_model_is_not_held_for_the_window(
+    doubling_model: ort.InferenceSession,
+) -> None:
     # A one-minute window and a five-second deadline: only an immediate dispatch answers.
     policy = BatchPolicy(max_batch_size=64, max_wait=60.0, parallelism=1, timeout=5.0)
     with ThreadPoolExecutor(1) as pool:

@@ -139,14 +139,14 @@ async def test_scale_is_live_and_survives_a_new_version(
     try:
         wait_for_replicas("pamtalk-esg-v1", 1)
         before = await replica_ids(1)
-        assert scale(service.settings, "pamtalk-esg", 2) == ["pamtalk-esg-v1"]
+        assert scale("pamtalk-esg", 2) == ["pamtalk-esg-v1"]
         wait_for_replicas("pamtalk-esg-v1", 2)
         # A config-only update: the replica that was up is still up.
         assert before < await replica_ids(2)
         assert (await service.infer("pamtalk-esg", example(ESG, 2))).version == "1"
 
         # A new version of the model starts with the pinned count.
-        champion = service.routes["pamtalk-esg"].champion
+        champion = service.routers["pamtalk-esg"].champion
         assert champion is not None
         v2 = await service.backend.deploy(dataclasses.replace(champion.artifact, version="2"), ESG)
         wait_for_replicas("pamtalk-esg-v2", 2)

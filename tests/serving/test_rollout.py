@@ -56,7 +56,7 @@ async def test_canary_routes_a_sticky_share_then_promotion_completes_it(
     v2 = await asyncio.to_thread(new_version, registry, serving_settings, "esg", tmp_path)
     assert "answers 25 %" in canary(registry_uri, v2, "--percent", "25")
     await service.sync(ESG_NAME)
-    assert service.routes[ESG_NAME].challenger is not None
+    assert service.routers[ESG_NAME].challenger is not None
     assert served_as(v2, "challenger") == 1.0
 
     inputs = example(ESG, 1)
@@ -72,10 +72,10 @@ async def test_canary_routes_a_sticky_share_then_promotion_completes_it(
         again = await service.infer(ESG_NAME, inputs, key=f"user-{key}")
         assert again.version == versions[key]
 
-    challenger = service.routes[ESG_NAME].challenger
+    challenger = service.routers[ESG_NAME].challenger
     promote.promote(registry, ESG_NAME, v2)
     await service.sync(ESG_NAME)
-    routes = service.routes[ESG_NAME]
+    routes = service.routers[ESG_NAME]
     assert routes.champion is challenger  # already warm: reused, not loaded again
     assert routes.challenger is None and routes.percent == 0
     assert served_as(v2, "champion") == 1.0 and served_as("1", "champion") == 0.0
@@ -103,7 +103,7 @@ async def test_shadow_scores_a_copy_while_the_champion_answers(
 
     assert "canary ended" in canary(registry_uri, "--off")
     await service.sync(ESG_NAME)
-    assert service.routes[ESG_NAME].challenger is None
+    assert service.routers[ESG_NAME].challenger is None
 
 
 async def test_the_watcher_follows_the_champion_alias(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Response, status
 
 from pamtalk.api.deps import CurrentUser, DbDep, PathId, StateDep
 from pamtalk.api.schemas.jobs import DemandJob, EsgJob, JobCreate, JobPublic, NightlyJob
-from pamtalk.batching import jobs, runner
+from pamtalk.batching import jobs
 from pamtalk.db.models import BatchJob, Farm, FarmStatus, Role
 from pamtalk.db.types import utcnow
 from pamtalk.domain import KST
@@ -24,23 +24,23 @@ async def create_job(
     body: JobCreate, user: CurrentUser, db: DbDep, state: StateDep, response: Response
 ) -> dict[str, Any]:
     today = utcnow().astimezone(KST).date()
-    ctx = state.batch_context()
+    ctx = state.batch
     job: BatchJob
     if isinstance(body, NightlyJob):
         if user.role != Role.admin:
             raise Forbidden("only an admin starts the nightly scoring")
-        job = await runner.plan_nightly(ctx, body.run_date or today, created_by=user.id)
+        job = await ctx.plan_nightly(body.run_date or today, created_by=user.id)
     elif isinstance(body, DemandJob):
         series = f"{body.crop}:{body.region}"
-        job = await runner.plan_single(ctx, "demand", series, today, created_by=user.id)
+        job = await ctx.plan_single("demand", series, today, created_by=user.id)
     else:
         assert isinstance(body, EsgJob)
         farm = await db.get(Farm, body.farm_id)
         if farm is None or farm.status == FarmStatus.deleted:
             raise NotFound(f"farm {body.farm_id} not found")
         await db.commit()  # SQLite has one writer: free it for the job's own connection
-        job = await runner.plan_single(ctx, "esg", body.farm_id, today, created_by=user.id)
-    await state.start_job(job.id)
+        job = await ctx.plan_single("esg", body.farm_id, today, created_by=user.id)
+    await ctx.launch(job.id)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return jobs.progress(job)
 

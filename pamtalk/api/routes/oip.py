@@ -20,8 +20,8 @@ from pamtalk.api import context
 from pamtalk.api.deps import CurrentUser, PredictorDep, SettingsDep
 from pamtalk.api.errors import record_error
 from pamtalk.api.responses import JSONResponse
-from pamtalk.errors import PamtalkError, ServiceUnavailable
-from pamtalk.serving import oip
+from pamtalk.errors import NotFound, PamtalkError, ServiceUnavailable
+from pamtalk.serving.oip import codec, wire
 from pamtalk.serving.service import PredictorService
 from pamtalk.settings import Settings
 
@@ -57,8 +57,8 @@ class OipRoute(APIRoute):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    "4XX": {"model": oip.ErrorBody, "description": "Client error"},
-    "5XX": {"model": oip.ErrorBody, "description": "Server error"},
+    "4XX": {"model": wire.ErrorBody, "description": "Client error"},
+    "5XX": {"model": wire.ErrorBody, "description": "Server error"},
 }
 
 router = APIRouter(
@@ -66,66 +66,67 @@ router = APIRouter(
 )
 
 
-@router.get("", response_model=oip.ServerMetadata)
-async def server_metadata() -> oip.ServerMetadata:
+@router.get("", response_model=wire.ServerMetadata)
+async def server_metadata() -> wire.ServerMetadata:
     """Server name, version and protocol extensions."""
-    return oip.server_metadata()
+    return codec.server_metadata()
 
 
-@router.get("/health/live", response_model=oip.Live)
-async def server_live() -> oip.Live:
-    return oip.Live(live=True)
+@router.get("/health/live", response_model=wire.Live)
+async def server_live() -> wire.Live:
+    return wire.Live(live=True)
 
 
-@router.get("/health/ready", response_model=oip.Ready)
-async def server_ready(predictor: PredictorDep) -> oip.Ready:
+@router.get("/health/ready", response_model=wire.Ready)
+async def server_ready(predictor: PredictorDep) -> wire.Ready:
     """Ready when every model has a champion loaded; 503 otherwise."""
-    missing = [name for name, routes in predictor.routes.items() if routes.champion is None]
-    if missing:
+    if not predictor.ready():
+        missing = [name for name in predictor.models() if not predictor.model_ready(name)]
         raise ServiceUnavailable(f"not ready: no champion loaded for {', '.join(missing)}")
-    return oip.Ready(ready=True)
+    return wire.Ready(ready=True)
 
 
-@router.get("/models/{name}", response_model=oip.ModelMetadata)
-async def model_metadata(name: str, predictor: PredictorDep) -> oip.ModelMetadata:
+@router.get("/models/{name}", response_model=wire.ModelMetadata)
+async def model_metadata(name: str, predictor: PredictorDep) -> wire.ModelMetadata:
     """Tensors of the model and the versions being served (champion, then challenger)."""
-    contract = predictor.contract(name)
-    versions = [s.version for s in predictor.served() if s.model == name]
-    return oip.model_metadata(contract, versions)
+    info = predictor.metadata(name)
+    return codec.model_metadata(info.contract, info.versions)
 
 
-@router.get("/models/{name}/versions/{version}", response_model=oip.ModelMetadata)
+@router.get("/models/{name}/versions/{version}", response_model=wire.ModelMetadata)
 async def model_version_metadata(
     name: str, version: str, predictor: PredictorDep
-) -> oip.ModelMetadata:
-    deployment = predictor.deployment(name, version)
-    return oip.model_metadata(deployment.contract, [deployment.version])
+) -> wire.ModelMetadata:
+    info = predictor.metadata(name, version)
+    return codec.model_metadata(info.contract, info.versions)
 
 
-@router.get("/models/{name}/ready", response_model=oip.ModelReady)
-async def model_ready(name: str, predictor: PredictorDep) -> oip.ModelReady:
+@router.get("/models/{name}/ready", response_model=wire.ModelReady)
+async def model_ready(name: str, predictor: PredictorDep) -> wire.ModelReady:
     """Ready when the model's champion is loaded (503 otherwise; 404 for an unknown model)."""
-    predictor.deployment(name)
-    return oip.ModelReady(name=name, ready=True)
+    if not predictor.model_ready(name):
+        raise ServiceUnavailable(f"{name} has no champion loaded yet")
+    return wire.ModelReady(name=name, ready=True)
 
 
-@router.get("/models/{name}/versions/{version}/ready", response_model=oip.ModelReady)
-async def model_version_ready(name: str, version: str, predictor: PredictorDep) -> oip.ModelReady:
+@router.get("/models/{name}/versions/{version}/ready", response_model=wire.ModelReady)
+async def model_version_ready(name: str, version: str, predictor: PredictorDep) -> wire.ModelReady:
     """Ready when this version is being served (404 otherwise)."""
-    predictor.deployment(name, version)
-    return oip.ModelReady(name=name, ready=True)
+    if not predictor.model_ready(name, version):
+        raise NotFound(f"{name} version {version} is not being served")
+    return wire.ModelReady(name=name, ready=True)
 
 
 _INFER_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            oip.JSON_TYPE: {"schema": oip.infer_request_schema()},
-            oip.BINARY_TYPE: {
+            wire.JSON_TYPE: {"schema": wire.infer_request_schema()},
+            wire.BINARY_TYPE: {
                 "schema": {"type": "string", "format": "binary"},
                 "description": (
                     "binary tensor data extension: the JSON header "
-                    f"({oip.HEADER_LENGTH} bytes) then the inputs' raw little-endian bytes"
+                    f"({wire.HEADER_LENGTH} bytes) then the inputs' raw little-endian bytes"
                 ),
             },
         },
@@ -133,16 +134,16 @@ _INFER_DOC: dict[str, Any] = {
 }
 _INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "model": oip.InferenceResponse,
+        "model": wire.InferenceResponse,
         "description": "JSON, or with binary outputs the JSON header "
-        f"({oip.HEADER_LENGTH} bytes) followed by their raw bytes",
-        "content": {oip.BINARY_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        f"({wire.HEADER_LENGTH} bytes) followed by their raw bytes",
+        "content": {wire.BINARY_TYPE: {"schema": {"type": "string", "format": "binary"}}},
     }
 }
 HeaderLength = Annotated[
     str | None,
     Header(
-        alias=oip.HEADER_LENGTH,
+        alias=wire.HEADER_LENGTH,
         description="length of the JSON header when binary tensor data follows it",
     ),
 ]
@@ -189,14 +190,14 @@ async def _infer(
     header_length: str | None,
 ) -> Response:
     contract = predictor.contract(name)  # an unknown model is a 404 before the body is read
-    body = oip.decompress(
+    body = codec.decompress(
         await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes
     )
-    decoded = oip.decode_request(body, header_length)
-    inputs = oip.contract_inputs(contract, decoded.inputs)
-    selected = oip.select_outputs(contract, decoded)
+    decoded = codec.decode_request(body, header_length)
+    inputs = codec.contract_inputs(contract, decoded.inputs)
+    selected = codec.select_outputs(contract, decoded)
     result = await predictor.infer(name, inputs, key=str(user_id), version=version)
-    encoded = oip.encode_response(
+    encoded = codec.encode_response(
         model=result.model,
         version=result.version,
         request_id=decoded.id if decoded.id is not None else context.request_id(),
@@ -207,5 +208,5 @@ async def _infer(
     )
     headers = {}
     if encoded.header_length is not None:
-        headers[oip.HEADER_LENGTH] = str(encoded.header_length)
+        headers[wire.HEADER_LENGTH] = str(encoded.header_length)
     return Response(encoded.body, media_type=encoded.content_type, headers=headers)

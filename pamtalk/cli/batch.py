@@ -1,0 +1,143 @@
+"""``pamtalk batch score|resume``, ``pamtalk worker`` and ``pamtalk beat``: batch scoring on
+the Celery workers, or in this process without a broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from pamtalk.cli.common import refuse
+from pamtalk.errors import PamtalkError
+from pamtalk.settings import Settings
+
+if TYPE_CHECKING:  # the batching stack (MLflow, ONNX Runtime) loads only when a job runs
+    from pamtalk.batching.context import BatchContext
+
+app = typer.Typer(help="Batch scoring (Celery, or in-process without a broker).")
+
+
+@app.command("score")
+def score(
+    run_date: Annotated[
+        str | None, typer.Option("--date", help="run date, YYYY-MM-DD; default today (KST)")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="follow the job until it ends")] = False,
+) -> None:
+    """Demand forecasts for every crop x region for the next 28 days and the ESG score of
+    every active farm, at the champion versions of now. On the workers when
+    PAMTALK_CELERY_BROKER_URL is set, else here (always waiting)."""
+    from pamtalk.db.types import utcnow
+    from pamtalk.domain import KST
+
+    try:
+        day = date.fromisoformat(run_date) if run_date else utcnow().astimezone(KST).date()
+    except ValueError as exc:
+        raise typer.BadParameter(f"--date must be YYYY-MM-DD, got {run_date!r}") from exc
+
+    async def plan(ctx: BatchContext) -> int:
+        job = await ctx.plan_nightly(day)
+        typer.echo(f"job {job.id}: {job.chunks_total} chunks at {job.params['versions']}")
+        return job.id
+
+    _follow(plan, wait)
+
+
+@app.command("resume")
+def resume(
+    job_id: int,
+    wait: Annotated[bool, typer.Option(help="follow the job until it ends")] = False,
+) -> None:
+    """Run a job's unfinished chunks again (lost by a broker or a cut-off process, or failed
+    for a reason since fixed); the rows already written stay and are not duplicated."""
+
+    async def reopen(ctx: BatchContext) -> int:
+        chunks = await ctx.reopen(job_id)
+        typer.echo(f"job {job_id}: {len(chunks)} chunks to run again")
+        return job_id
+
+    _follow(reopen, wait)
+
+
+def _follow(start: Callable[[BatchContext], Awaitable[int]], wait: bool) -> None:
+    """Start a job (``start`` plans or reopens it), follow its progress with a bar, print
+    the outcome; exit 1 if it failed."""
+    from tqdm import tqdm
+
+    from pamtalk.batching import jobs
+    from pamtalk.batching.context import BatchContext
+    from pamtalk.db.models import BatchJob, JobStatus
+
+    async def run() -> dict[str, object]:
+        ctx = BatchContext(Settings())
+        try:
+            job_id = await start(ctx)
+            job = await ctx.status(job_id)
+            bar = tqdm(total=job.chunks_total, initial=job.chunks_done, unit="chunk", disable=None)
+
+            def advance(now: BatchJob) -> None:
+                bar.update(now.chunks_done - bar.n)
+
+            running = await ctx.launch(job_id, advance)
+            if running is not None:
+                job = await running
+            elif not wait:
+                bar.close()
+                typer.echo(f"queued; follow it with `GET /v1/jobs/{job_id}` or --wait")
+                return jobs.progress(job)
+            else:
+                while job.status not in (JobStatus.completed, JobStatus.failed):
+                    await asyncio.sleep(0.5)
+                    job = await ctx.status(job_id)
+                    advance(job)
+            bar.close()
+            return jobs.progress(job)
+        finally:
+            await ctx.close()
+
+    try:
+        result = asyncio.run(run())
+    except PamtalkError as exc:
+        refuse(exc)
+    typer.echo(
+        f"job {result['id']} {result['status']}: {result['chunks_done']}/{result['chunks_total']}"
+        f" chunks, {result['rows_written']} rows, {result['rows_per_second'] or '-'} rows/s"
+    )
+    if result["status"] == JobStatus.failed:
+        typer.echo(f"error: {result['error']}", err=True)
+        raise typer.Exit(1)
+
+
+def _celery_app(kind: str, loglevel: str) -> tuple[object, list[str]]:
+    """The Celery app built from this process's settings, and the argv to start ``kind``."""
+    settings = Settings()
+    if settings.celery_broker_url is None:
+        typer.echo("set PAMTALK_CELERY_BROKER_URL (amqp://... or redis://...) first", err=True)
+        raise typer.Exit(2)
+    from pamtalk.batching.celery_app import create_celery
+
+    return create_celery(settings), [kind, "--loglevel", loglevel]
+
+
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, help="worker processes")] = 2,
+    queues: Annotated[str, typer.Option(help="comma-separated")] = (
+        "prediction_requests,analytics_data,notification_events"
+    ),
+    loglevel: str = "INFO",
+) -> None:
+    """A Celery worker for batch chunks and background jobs."""
+    celery, argv = _celery_app("worker", loglevel)
+    celery.worker_main([*argv, "-Q", queues, "--concurrency", str(concurrency)])  # type: ignore[attr-defined]
+
+
+def beat(loglevel: str = "INFO") -> None:
+    """The Celery beat scheduler: nightly scoring at 02:00 Asia/Seoul."""
+    celery, argv = _celery_app("beat", loglevel)
+    schedule = Path("var/celerybeat-schedule")
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    celery.start([*argv, "--schedule", str(schedule)])  # type: ignore[attr-defined]

@@ -1,0 +1,73 @@
+"""``pamtalk init`` and ``pamtalk db upgrade|seed``: the database and first-run defaults."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from pamtalk.cli.common import TRAIN_DIR
+from pamtalk.db import manage
+from pamtalk.db.seed import ADMIN_EMAIL, DEMO_PASSWORD, SeedSize
+from pamtalk.errors import Conflict, Forbidden
+from pamtalk.settings import Settings
+
+app = typer.Typer(help="Database schema and demo data.", no_args_is_help=True)
+
+
+def _seed(settings: Settings, size: SeedSize) -> None:
+    typer.echo("seeding demo data ...")
+    counts = asyncio.run(manage.seed_database(settings, size))
+    typer.echo("seeded " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+    typer.echo(
+        f"demo logins: {ADMIN_EMAIL}, farmer1@pamtalk.local, buyer1@pamtalk.local, "
+        f"analyst1@pamtalk.local; password '{DEMO_PASSWORD}'"
+    )
+
+
+@app.command("upgrade")
+def upgrade() -> None:
+    """Apply database migrations up to the latest."""
+    asyncio.run(manage.upgrade_database(Settings()))
+    typer.echo("database is at the latest migration")
+
+
+@app.command("seed")
+def seed(
+    farms: Annotated[int, typer.Option(min=1, help="number of farms")] = 300,
+    transactions: Annotated[int, typer.Option(min=0, help="number of transactions")] = 60_000,
+    days: Annotated[int, typer.Option(min=1, max=3650, help="days of history")] = 365,
+) -> None:
+    """Fill an empty database with realistic demo data (refused in prod)."""
+    try:
+        _seed(Settings(), SeedSize(farms=farms, transactions=transactions, days=days))
+    except Forbidden as exc:
+        typer.echo(f"not seeding: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    except Conflict as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(1) from exc
+
+
+def init(
+    models: Annotated[bool, typer.Option(help="train and promote default models if none")] = True,
+) -> None:
+    """Migrate the database, seed demo data if it is empty, register the admin API key, and
+    train + register + promote default models when the registry has no champion."""
+    settings = Settings()
+    asyncio.run(manage.upgrade_database(settings))
+    typer.echo("database is at the latest migration")
+    try:
+        _seed(settings, SeedSize())
+    except (Forbidden, Conflict) as exc:
+        typer.echo(f"not seeding: {exc.message}")
+    if asyncio.run(manage.register_admin_key(settings)):
+        typer.echo("admin API key from PAMTALK_ADMIN_API_KEY registered")
+    if models:
+        from pamtalk.registry import defaults, store
+
+        client = store.connect(settings)
+        if not defaults.ensure_champions(client, settings, TRAIN_DIR, say=typer.echo):
+            typer.echo("models: every model has a champion")
+    typer.echo("ready: run `pamtalk serve`")

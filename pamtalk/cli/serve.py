@@ -1,0 +1,72 @@
+"""``pamtalk serve`` (the HTTP API on uvicorn) and ``pamtalk scale`` (Ray Serve replicas)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import Annotated
+
+import typer
+
+from pamtalk.cli.common import refuse
+from pamtalk.errors import PamtalkError
+from pamtalk.settings import Settings
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
+) -> None:
+    """Serve the HTTP API with uvicorn."""
+    import uvicorn
+
+    from pamtalk import logs
+
+    settings = Settings()
+    if workers > 1 and settings.redis_url is None:
+        typer.echo(
+            "note: without PAMTALK_REDIS_URL each worker has its own cache and sessions; "
+            "a session token works only on the worker that issued it",
+            err=True,
+        )
+    logs.configure(settings.log_level)
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            # Workers are separate processes: metrics are shared through files, kept for
+            # the server's lifetime only.
+            metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="pamtalk-"))
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        uvicorn.run(
+            "pamtalk.api.main:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+        )
+
+
+def scale(
+    model: Annotated[str, typer.Argument(help="registered model name, e.g. pamtalk-esg")],
+    replicas: Annotated[int, typer.Option(min=1, help="replicas for each served version")],
+) -> None:
+    """Pin a model's Ray Serve replicas to N, live, without restarting them
+    (PAMTALK_SERVING_BACKEND=ray; the cluster is RAY_ADDRESS's, else the local one). This
+    turns its autoscaling off; a new version of the model starts with the same count."""
+    from pamtalk.models.contract import CONTRACTS
+
+    if model not in CONTRACTS:
+        raise typer.BadParameter(
+            f"unknown model {model!r}; models: {', '.join(CONTRACTS)}", param_hint="MODEL"
+        )
+    from pamtalk.serving import ray_backend  # Ray is heavy: only when asked
+
+    try:
+        apps = ray_backend.scale(model, replicas)
+    except PamtalkError as exc:
+        refuse(exc)
+    for name in apps:
+        typer.echo(f"{name}: {replicas} replica{'s' if replicas > 1 else ''}")

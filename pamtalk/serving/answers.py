@@ -1,0 +1,96 @@
+"""Model outputs -> the answers users see, in one place for REST and nightly batch scoring, so
+that an answer does not depend on the path that asked for it.
+
+    quantiles = demand_quantiles(outputs, horizon)     # [S, H, 3] kg, >= 0, to the gram
+    demand_forecast(quantiles[0], as_of)               # [{"date", "p10", "p50", "p90"}, ...]
+    answers = esg_answers(scores, masks)               # one EsgAnswer per farm
+    answers[0].grade                                   # graded on the rounded overall p50
+    audit(profile)                                     # the methodology's score of the report
+
+Everything rounds before it grades: the grade of a score is the grade of the number shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+
+from pamtalk.models.contract import DEMAND_QUANTILES, ESG_SCORES
+from pamtalk.models.esg import methodology
+
+QUANTILE_NAMES = tuple(f"p{round(q * 100)}" for q in DEMAND_QUANTILES)
+KG_DECIMALS = 3  # to the gram
+POINT_DECIMALS = 2
+
+
+def demand_quantiles(outputs: np.ndarray, horizon: int) -> np.ndarray:
+    """[S, horizon, 3] float64 kg from the model's [S, 28, 3]: a quantile below zero is the
+    network's extrapolation (demand cannot be negative), and grams are the finest unit."""
+    clipped = np.maximum(outputs[:, :horizon].astype(np.float64), 0.0)
+    return np.round(clipped, KG_DECIMALS)
+
+
+def forecast_dates(as_of: date, horizon: int) -> list[date]:
+    """The days a forecast made after ``as_of`` covers."""
+    return [as_of + timedelta(days=h + 1) for h in range(horizon)]
+
+
+def demand_forecast(quantiles: np.ndarray, as_of: date) -> list[dict[str, Any]]:
+    """One series' [H, 3] quantiles as dated p10/p50/p90 entries."""
+    days = forecast_dates(as_of, len(quantiles))
+    return [
+        {"date": day.isoformat(), **dict(zip(QUANTILE_NAMES, row.tolist(), strict=True))}
+        for day, row in zip(days, quantiles, strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class EsgAnswer:
+    scores: dict[str, dict[str, float]]  # pillar -> {"p10", "p50", "p90"} in points
+    grade: str  # of the overall p50 as shown
+    reported_share: float  # of the model's inputs the farm reported
+
+    def p50(self) -> dict[str, float]:
+        return {pillar: q["p50"] for pillar, q in self.scores.items()}
+
+
+def esg_answers(scores: np.ndarray, masks: np.ndarray) -> list[EsgAnswer]:
+    """The model's [F, 4 pillars, 3 quantiles] scores and the [F, features] masks it was fed,
+    as one answer per farm: clipped to 0-100 points and rounded before grading."""
+    points = np.round(np.clip(scores.astype(np.float64), 0.0, 100.0), POINT_DECIMALS)
+    shares = np.round(masks.astype(np.float64).mean(axis=1), 3)
+    answers = []
+    for farm_points, share in zip(points.tolist(), shares.tolist(), strict=True):
+        by_pillar = {
+            pillar: dict(zip(QUANTILE_NAMES, quantiles, strict=True))
+            for pillar, quantiles in zip(ESG_SCORES, farm_points, strict=True)
+        }
+        grade = methodology.grade(by_pillar["overall"]["p50"])
+        answers.append(EsgAnswer(by_pillar, grade, share))
+    return answers
+
+
+def audit(profile: Mapping[str, Any]) -> dict[str, Any]:
+    """The methodology's audit of what a farm reported (missing inputs earn no points)."""
+    found = methodology.assess(profile)
+    return {
+        "environmental": found.environmental,
+        "social": found.social,
+        "governance": found.governance,
+        "overall": found.overall,
+        "grade": found.grade,
+        "breakdown": found.breakdown,
+    }
+
+
+def assessment(answer: EsgAnswer, audited: dict[str, Any]) -> dict[str, Any]:
+    """The scores, grade and breakdown columns of an esg_assessments row, online or batch."""
+    return {
+        **answer.p50(),
+        "grade": answer.grade,
+        "breakdown": {"model": answer.scores, "methodology": audited},
+    }
