@@ -25,7 +25,6 @@ What it does, top to bottom:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -40,7 +39,7 @@ from torch import nn
 
 from pamtalk.models.contract import DEMAND_HORIZON, DEMAND_LOOKBACK, DEMAND_QUANTILES
 from pamtalk.models.demand import baselines
-from pamtalk.models.demand.data import validate
+from pamtalk.models.demand.data import fingerprint, validate
 from pamtalk.models.demand.evaluate import (
     OVERALL,
     Origin,
@@ -54,7 +53,7 @@ from pamtalk.models.demand.evaluate import (
 )
 from pamtalk.models.demand.features import Panel, to_panel, windows
 from pamtalk.models.demand.network import DemandNet, parameter_count
-from pamtalk.models.demand.plots import plot_forecasts
+from pamtalk.models.demand.plots import plot_holdout
 from pamtalk.training.loop import (
     Batch,
     FitConfig,
@@ -67,7 +66,7 @@ from pamtalk.training.loop import (
 )
 from pamtalk.training.losses import pinball_loss
 from pamtalk.training.plots import plot_learning_curve
-from pamtalk.training.result import TrainResult
+from pamtalk.training.result import TrainResult, torch_predictor
 
 LOOKBACK, HORIZON = DEMAND_LOOKBACK, DEMAND_HORIZON
 
@@ -110,18 +109,6 @@ class DemandConfig:
 
 
 # ----------------------------------------------------------------------------- data
-
-
-def fingerprint(frame: pd.DataFrame) -> str:
-    """sha256 of the frame's content in canonical order (independent of row order)."""
-    f = frame.sort_values(["series", "date"], kind="stable")
-    digest = hashlib.sha256()
-    for column in ("series", "crop", "region"):
-        digest.update("\x1f".join(f[column].astype(str)).encode())
-    digest.update(f["date"].to_numpy(dtype="datetime64[ns]").astype(np.int64).tobytes())
-    for column in ("demand_kg", "price_krw"):
-        digest.update(np.ascontiguousarray(f[column].to_numpy(dtype=np.float64)).tobytes())
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -207,18 +194,6 @@ def train_model(
     return model, result, sizes
 
 
-def torch_predictor(model: nn.Module) -> Predictor:
-    def predict(history: np.ndarray, calendar: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            out = model(
-                torch.from_numpy(np.ascontiguousarray(history, dtype=np.float32)),
-                torch.from_numpy(np.ascontiguousarray(calendar, dtype=np.float32)),
-            )
-        return np.asarray(out.numpy())
-
-    return predict
-
-
 BASELINES: dict[str, Predictor] = {
     "seasonal_naive": baselines.seasonal_naive,
     "moving_average": baselines.moving_average,
@@ -293,7 +268,7 @@ def _train_demand(frame: pd.DataFrame, config: DemandConfig, out_dir: Path) -> T
         "learning_curve": plot_learning_curve(
             out_dir / "learning_curve.png", curves, "pinball loss / seasonal-naive MAE"
         ),
-        "forecasts": _plot_holdout(
+        "forecasts": plot_holdout(
             out_dir / "forecasts.png", panel, holdout, predictors["model"], config.plot_series
         ),
     }
@@ -358,30 +333,6 @@ def _example_rows(holdout: Origin, n: int) -> np.ndarray:
     """The n series with the most demand in their history window: realistic inputs."""
     volume = holdout.history[:, :, 0].sum(axis=1)
     return np.sort(np.argsort(-volume, kind="stable")[:n])
-
-
-def _plot_holdout(
-    path: Path, panel: Panel, holdout: Origin, predict: Predictor, count: int
-) -> Path:
-    # The biggest series of each crop first, so that every crop shows.
-    volume = holdout.actual.sum(axis=1)
-    order = np.argsort(-volume, kind="stable")
-    chosen: list[int] = []
-    for crop in sorted(set(panel.crops)):
-        best = next((int(i) for i in order if panel.crops[i] == crop), None)
-        if best is not None:
-            chosen.append(best)
-    chosen += [int(i) for i in order if int(i) not in chosen]
-    rows = np.array(chosen[:count])
-    dates = pd.date_range(end=panel.dates[-1], periods=LOOKBACK + HORIZON, freq="D")
-    return plot_forecasts(
-        path,
-        dates,
-        holdout.history[rows, :, 0],
-        holdout.actual[rows],
-        predict(holdout.history[rows], holdout.calendar[rows]),
-        [panel.series[i] for i in rows],
-    )
 
 
 if __name__ == "__main__":

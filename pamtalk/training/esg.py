@@ -15,15 +15,16 @@ Steps, top to bottom:
    every training epoch, some rows complete and the others with a per-row missing rate drawn
    from 0..max_missing; one fixed draw for validation;
 4. fit the network with the pinball loss at p10/p50/p90 (training/loop.py);
-5. evaluate against the methodology's score of the complete profile: with complete inputs,
-   with 30 % of the practices missing, and with 30 % of all inputs missing; write plots.
+5. evaluate against the methodology's score of the complete profile (models/esg/evaluate.py):
+   with complete inputs, with 30 % of the practices missing, and with 30 % of all inputs
+   missing; write plots.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from torch import nn
 
 from pamtalk.models import contract
 from pamtalk.models.esg import factors, features, methodology, profiles
+from pamtalk.models.esg.evaluate import Split, baselines, evaluator, format_table, targets
 from pamtalk.models.esg.network import EsgNet
 from pamtalk.models.esg.plots import plot_scatter
 from pamtalk.training.loop import (
@@ -46,10 +48,7 @@ from pamtalk.training.loop import (
 )
 from pamtalk.training.losses import pinball_loss
 from pamtalk.training.plots import plot_learning_curve
-from pamtalk.training.result import TrainResult
-
-Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
-SCORES = contract.ESG_SCORES
+from pamtalk.training.result import TrainResult, torch_predictor
 
 
 @dataclass(frozen=True)
@@ -85,21 +84,6 @@ class EsgConfig:
 
 
 # --- 1-3. Data -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Split:
-    practices: np.ndarray  # [N, F]
-    mask: np.ndarray  # [N, F]
-    targets: np.ndarray  # [N, 4] methodology scores of the complete profile
-
-
-def targets(farms: Sequence[profiles.Farm]) -> np.ndarray:
-    """[N, 4] the methodology's E, S, G, overall for each farm."""
-    rows = [methodology.assess(farm) for farm in farms]
-    return np.array(
-        [[a.environmental, a.social, a.governance, a.overall] for a in rows], dtype=np.float32
-    )
 
 
 PRACTICE = np.isin(methodology.INPUT_KEYS, methodology.PRACTICE_KEYS)  # [K]
@@ -141,100 +125,6 @@ def fingerprint(*splits: Split) -> str:
         for array in (s.practices, s.mask, s.targets):
             digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
-
-
-# --- 5. Evaluation ---------------------------------------------------------------------------
-
-
-def score_metrics(scores: np.ndarray, truth: np.ndarray, name: str) -> dict[str, float]:
-    """MAE of the medians, p10..p90 coverage and mean band width; the unsuffixed keys are the
-    overall score's. scores [N, 4, 3], truth [N, 4]."""
-    p10, p50, p90 = scores[..., 0], scores[..., 1], scores[..., 2]  # [N, 4] each
-    mae = np.abs(p50 - truth).mean(axis=0)  # [4]
-    covered = ((p10 <= truth) & (truth <= p90)).mean(axis=0)  # [4]
-    width = (p90 - p10).mean(axis=0)  # [4]
-    out: dict[str, float] = {}
-    for i, score in enumerate(SCORES):
-        out[f"mae_{name}_{score}"] = float(mae[i])
-        out[f"coverage_{name}_{score}"] = float(covered[i])
-        out[f"width_{name}_{score}"] = float(width[i])
-    out[f"mae_{name}"] = out[f"mae_{name}_overall"]
-    out[f"coverage_{name}"] = out[f"coverage_{name}_overall"]
-    out[f"width_{name}"] = out[f"width_{name}_overall"]
-    grades = np.array([methodology.grade(float(v)) for v in p50[:, 3]])
-    true_grades = np.array([methodology.grade(float(v)) for v in truth[:, 3]])
-    out[f"grade_accuracy_{name}"] = float((grades == true_grades).mean())
-    return out
-
-
-def evaluator(cases: dict[str, Split]) -> Callable[[Predict], dict[str, float]]:
-    """evaluate(predict) -> metrics over every case; predict(practices, mask) -> [N, 4, 3]."""
-
-    def evaluate(predict: Predict) -> dict[str, float]:
-        metrics: dict[str, float] = {}
-        for name, case in cases.items():
-            chunks = [
-                np.asarray(predict(case.practices[i : i + 1024], case.mask[i : i + 1024]))
-                for i in range(0, len(case.targets), 1024)
-            ]
-            metrics |= score_metrics(np.concatenate(chunks), case.targets, name)
-        return metrics
-
-    return evaluate
-
-
-def torch_predictor(model: nn.Module) -> Predict:
-    @torch.no_grad()
-    def predict(practices: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        model.eval()
-        scores: torch.Tensor = model(torch.from_numpy(practices), torch.from_numpy(mask))
-        return scores.numpy()
-
-    return predict
-
-
-def baselines(train: Split, cases: dict[str, Split], audited: np.ndarray) -> dict[str, float]:
-    """Reference points: the training mean for everyone, and the methodology's own (audit)
-    score of the incomplete profiles, where missing inputs earn no points."""
-    mean = train.targets.mean(axis=0)  # [4]
-    truth = cases["complete"].targets
-    out: dict[str, float] = {}
-    for i, score in enumerate(SCORES):
-        out[f"baseline_mean_mae_{score}"] = float(np.abs(truth[:, i] - mean[i]).mean())
-        out[f"baseline_audit_missing30_mae_{score}"] = float(
-            np.abs(truth[:, i] - audited[:, i]).mean()
-        )
-    return out
-
-
-def table(metrics: dict[str, float], config: EsgConfig, seconds: float) -> str:
-    cols = ("environmental", "social", "governance", "overall")
-    head = f"{'inputs':<40}" + "".join(f"{c[:13]:>14}" for c in cols)
-    lines = [
-        f"ESG model vs the methodology on {config.n_eval} generated farms "
-        f"(MAE of p50 in points; coverage and width of the p10..p90 band)",
-        head,
-    ]
-    labels = {
-        "complete": "complete",
-        "missing30": f"{config.eval_missing:.0%} of practices missing",
-        "missing30all": f"{config.eval_missing:.0%} of all inputs missing",
-    }
-    for case, label in labels.items():
-        for kind in ("mae", "coverage", "width"):
-            values = "".join(f"{metrics[f'{kind}_{case}_{c}']:>14.3f}" for c in cols)
-            lines.append(f"{label + ' ' + kind:<40}{values}")
-        lines.append(f"{label + ' grade accuracy':<40}{metrics[f'grade_accuracy_{case}']:>56.3f}")
-    for key, label in (
-        ("baseline_mean_mae", "baseline: training mean, MAE"),
-        ("baseline_audit_missing30_mae", "audit score, 30 % practices missing, MAE"),
-    ):
-        lines.append(f"{label:<40}" + "".join(f"{metrics[f'{key}_{c}']:>14.3f}" for c in cols))
-    lines.append(
-        f"training: {seconds:.1f} s, best epoch {int(metrics['train_best_epoch']) + 1} of "
-        f"{int(metrics['train_epochs_run'])}"
-    )
-    return "\n".join(lines)
 
 
 # --- The pipeline ----------------------------------------------------------------------------
@@ -312,7 +202,7 @@ def _train(config: EsgConfig, out_dir: Path) -> TrainResult:
     predict = torch_predictor(model)
     metrics = {
         **evaluate(predict),
-        **baselines(train, cases, audited),
+        **baselines(train, complete, audited),
         "train_seconds": seconds,
         "train_best_epoch": float(fitted.best_epoch),
         "train_epochs_run": float(len(fitted.history)),
@@ -340,7 +230,7 @@ def _train(config: EsgConfig, out_dir: Path) -> TrainResult:
     return TrainResult(
         model=model,
         metrics=metrics,
-        table=table(metrics, config, seconds),
+        table=format_table(metrics, config.n_eval, config.eval_missing),
         example_inputs=example,
         eval_inputs=(complete.practices, complete.mask),
         evaluate=evaluate,

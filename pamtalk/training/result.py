@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 # predict(*inputs) -> the model's output, e.g. an ONNX Runtime session wrapped as a function.
@@ -28,3 +29,16 @@ class TrainResult:
     plots: dict[str, Path] = field(default_factory=dict)
     fingerprint: str = ""  # sha256 of the training data
     params: dict[str, Any] = field(default_factory=dict)
+
+
+def torch_predictor(model: nn.Module) -> Predictor:
+    """A trained network as a Predictor: float32 arrays in, its output as an array, in eval
+    mode and without gradients."""
+
+    @torch.no_grad()
+    def predict(*inputs: np.ndarray) -> np.ndarray:
+        model.eval()
+        tensors = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in inputs)
+        return np.asarray(model(*tensors).numpy())
+
+    return predict

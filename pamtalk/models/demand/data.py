@@ -13,6 +13,7 @@ platform's daily aggregates (`from_daily_aggregate`) and the generator in `synth
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -162,6 +163,18 @@ def validate(frame: pd.DataFrame) -> None:
     expected = (counts["max"] - counts["min"]).dt.days + 1
     if not ((counts["count"] == expected) & (counts["nunique"] == expected)).all():
         raise ValueError("every series needs exactly one row per day, without gaps")
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """sha256 of the frame's content in canonical order (independent of row order)."""
+    f = frame.sort_values(["series", "date"], kind="stable")
+    digest = hashlib.sha256()
+    for column in ("series", "crop", "region"):
+        digest.update("\x1f".join(f[column].astype(str)).encode())
+    digest.update(f["date"].to_numpy(dtype="datetime64[ns]").astype(np.int64).tobytes())
+    for column in ("demand_kg", "price_krw"):
+        digest.update(np.ascontiguousarray(f[column].to_numpy(dtype=np.float64)).tobytes())
+    return digest.hexdigest()
 
 
 def _to_slug(

@@ -1,5 +1,5 @@
-"""PNG plots of a demand training run: forecasts against actuals (the learning curve is
-``training.plots``'s).
+"""PNG plots of a demand training run: forecasts against actuals at the hold-out (the
+learning curve is ``training.plots``'s).
 
 Figures are built without pyplot (no global state, no GUI backend): Agg renders them.
 """
@@ -13,6 +13,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from pamtalk.models.demand.evaluate import Origin, Predictor
+from pamtalk.models.demand.features import WINDOW, Panel
 
 
 def plot_forecasts(
@@ -54,3 +57,26 @@ def plot_forecasts(
             ax.legend(fontsize=7, loc="upper left")
     fig.savefig(path, dpi=110)
     return path
+
+
+def plot_holdout(path: Path, panel: Panel, holdout: Origin, predict: Predictor, count: int) -> Path:
+    """plot_forecasts of ``count`` series at the hold-out origin: the biggest series of each
+    crop first, so that every crop shows, then the biggest others."""
+    volume = holdout.actual.sum(axis=1)
+    order = np.argsort(-volume, kind="stable")
+    chosen: list[int] = []
+    for crop in sorted(set(panel.crops)):
+        best = next((int(i) for i in order if panel.crops[i] == crop), None)
+        if best is not None:
+            chosen.append(best)
+    chosen += [int(i) for i in order if int(i) not in chosen]
+    rows = np.array(chosen[:count])
+    dates = pd.date_range(end=panel.dates[-1], periods=WINDOW, freq="D")
+    return plot_forecasts(
+        path,
+        dates,
+        holdout.history[rows, :, 0],
+        holdout.actual[rows],
+        predict(holdout.history[rows], holdout.calendar[rows]),
+        [panel.series[i] for i in rows],
+    )

@@ -13,6 +13,7 @@ from pamtalk.domain import CROPS, REGIONS
 from pamtalk.models.demand.data import (
     COLUMNS,
     JEJU_TRAIN,
+    fingerprint,
     from_daily_aggregate,
     load_csv,
     load_jeju,
@@ -108,3 +109,12 @@ def test_jeju_data() -> None:
 def test_missing_jeju_file_says_where_to_look(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="shared/data"):
         load_jeju(tmp_path / "absent.csv")
+
+
+def test_fingerprint(small_frame: pd.DataFrame) -> None:
+    shuffled = small_frame.sample(frac=1.0, random_state=0)
+    assert fingerprint(shuffled) == fingerprint(small_frame)
+    changed = small_frame.copy()
+    changed.loc[changed.index[10], "demand_kg"] += 1.0
+    assert fingerprint(changed) != fingerprint(small_frame)
+    assert len(fingerprint(small_frame)) == 64

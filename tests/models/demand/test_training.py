@@ -11,8 +11,8 @@ import torch
 
 from pamtalk.models.contract import DEMAND_CALENDAR_FEATURES
 from pamtalk.models.demand.baselines import seasonal_naive
-from pamtalk.training.demand import DemandConfig, fingerprint, torch_predictor, train_demand
-from pamtalk.training.result import TrainResult
+from pamtalk.training.demand import DemandConfig, train_demand
+from pamtalk.training.result import TrainResult, torch_predictor
 
 HOLDOUT_KEYS = {"mase", "wape", "wql", "coverage_p10_p90"}
 
@@ -74,15 +74,6 @@ def test_deterministic_under_the_seed(
         {k: v for k, v in again.metrics.items() if k not in volatile}, nan_ok=True
     )
     assert first.fingerprint == again.fingerprint
-
-
-def test_fingerprint(small_frame: pd.DataFrame) -> None:
-    shuffled = small_frame.sample(frac=1.0, random_state=0)
-    assert fingerprint(shuffled) == fingerprint(small_frame)
-    changed = small_frame.copy()
-    changed.loc[changed.index[10], "demand_kg"] += 1.0
-    assert fingerprint(changed) != fingerprint(small_frame)
-    assert len(fingerprint(small_frame)) == 64
 
 
 def test_rolling_off_keeps_the_metric_keys(

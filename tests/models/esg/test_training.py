@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from pamtalk.models import contract
-from pamtalk.training.esg import EsgConfig, torch_predictor, train_esg
-from pamtalk.training.result import TrainResult
+from pamtalk.training.esg import EsgConfig, train_esg
+from pamtalk.training.result import TrainResult, torch_predictor
 
 SCORES = contract.ESG_SCORES
 
