@@ -3,10 +3,10 @@
 What it measures
     On PostgreSQL with seeded data, per model, at the same batch size:
 
-    * raw: ONNX Runtime alone (``pamtalk.gpu.session.Session``, the session serving uses)
-      scoring ready-made inputs of one chunk's size, over and over: output rows per second
-      (a demand series gives 28 forecast rows, a farm one assessment);
-    * end to end: a job of that model's chunks run by ``pamtalk.batching.runner.run_inline``
+    * raw: ONNX Runtime alone (``pamtalk.gpu.session.open_session``, the session serving
+      uses) scoring ready-made inputs of one chunk's size, over and over: output rows per
+      second (a demand series gives 28 forecast rows, a farm one assessment);
+    * end to end: a job of that model's chunks run by ``BatchContext.run_inline``
       (the code a Celery worker runs for each chunk): read the chunk's inputs, build
       features, infer through the predictor service at the pinned version, upsert the rows
       and the chunk's completion in one transaction; rows written per second of wall time.
@@ -45,10 +45,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # to import bench.*
 from bench import docs, harness
-from pamtalk.batching import jobs, runner
+from pamtalk.batching import jobs
+from pamtalk.batching.context import BatchContext, champions
 from pamtalk.db.manage import seed_database, upgrade_database
 from pamtalk.db.seed import SeedSize
-from pamtalk.gpu.session import Session
+from pamtalk.gpu import session as ort_session
 from pamtalk.models.contract import DEMAND, DEMAND_HORIZON, ESG
 from pamtalk.registry import promote, publish, store
 from pamtalk.settings import Settings
@@ -69,7 +70,7 @@ def train_models(settings: Settings, work: Path) -> dict[str, Path]:
             settings,
             kind,
             out_dir=work / kind,
-            epochs=1,  # type: ignore[arg-type]
+            epochs=1,
         )
         promote.promote(client, contract.registered_name, version)
         resolved = promote.resolve(client, contract.registered_name)
@@ -79,28 +80,32 @@ def train_models(settings: Settings, work: Path) -> dict[str, Path]:
 
 
 def raw_rows_per_second(path: Path, batch: int, rows_per_item: int, seconds: float) -> float:
-    session = Session(path, device="cpu", threads=Settings().serving_threads)
-    inputs = session.example(batch)
+    session = ort_session.open_session(path, device="cpu", threads=Settings().serving_threads)
     rng = np.random.default_rng(0)
-    inputs = [rng.random(a.shape, dtype=np.float32) * 100 for a in inputs]
-    session.warm_up([batch])
+    feeds = {
+        value.name: rng.random(example.shape, dtype=np.float32) * 100
+        for value, example in zip(
+            session.get_inputs(), ort_session.example_inputs(session, batch), strict=True
+        )
+    }
+    session.run(None, feeds)  # the first run of a shape allocates memory
     calls, start = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - start) < seconds:
-        session.run(inputs)
+        session.run(None, feeds)
         calls += 1
     return calls * batch * rows_per_item / elapsed
 
 
 async def end_to_end(
-    ctx: runner.BatchContext, kind: jobs.ChunkKind, items: list[object], size: int
+    ctx: BatchContext, kind: jobs.ChunkKind, items: list[object], size: int
 ) -> tuple[float, int]:
-    versions = await asyncio.to_thread(runner.champions, ctx.settings)
+    versions = await asyncio.to_thread(champions, ctx.settings)
     async with ctx.sessions() as session:
         job = await jobs.create(
             session, f"bench-{kind}", RUN_DATE, versions, jobs.split(kind, items, size)
         )
     start = time.perf_counter()
-    job = await runner.run_inline(ctx, job.id)
+    job = await ctx.run_inline(job.id)
     elapsed = time.perf_counter() - start
     assert job.status == "completed", job.error
     return job.rows_written / elapsed, job.rows_written
@@ -119,7 +124,7 @@ async def main(args: argparse.Namespace) -> str:
     await upgrade_database(settings)
     print(await seed_database(settings, SeedSize(farms=args.farms, transactions=args.transactions)))
     models = await asyncio.to_thread(train_models, settings, work)
-    ctx = runner.BatchContext(settings)
+    ctx = BatchContext(settings)
     async with ctx.sessions() as session:
         farms = await jobs.active_farm_ids(session)
     rows: dict[str, dict[str, list[float]]] = {"demand": {}, "esg": {}}
