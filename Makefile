@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check pamtalk tests bench
 	$(BIN)/ruff format --check pamtalk tests bench
 	$(BIN)/mypy pamtalk
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format pamtalk tests bench

@@ -1,32 +1,16 @@
-"""The Celery app: the seed's queues, late acknowledgement (a chunk whose worker dies is
-delivered again), and the nightly scoring at 02:00 Asia/Seoul. Built from the settings of
-the process that starts it (``pamtalk worker``, ``pamtalk beat``, or a batch context sending
-chunks), never at import.
-
-    pamtalk worker            # celery worker on PAMTALK_CELERY_BROKER_URL
-    pamtalk beat              # the schedule
-"""
+"""The Celery app's configuration: the seed's queues, late acknowledgement (a chunk whose
+worker dies is delivered again), and the nightly scoring at 02:00 Asia/Seoul. Built from the
+settings of the process that makes it, never at import: a batch context sends chunks with
+it, and ``pamtalk worker``/``pamtalk beat`` run it with the tasks (tasks.py) added."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import logging
-from collections.abc import Awaitable, Callable
-from datetime import date, timedelta
-from typing import TypeVar
+from datetime import timedelta
 
-from celery import Celery, Task
+from celery import Celery
 from celery.schedules import crontab
-from celery.signals import worker_process_shutdown
 
-from pamtalk.batching.context import BatchContext
-from pamtalk.db.models import JobStatus
-from pamtalk.db.types import utcnow
-from pamtalk.domain import KST
 from pamtalk.settings import Settings
-
-log = logging.getLogger(__name__)
 
 PREDICTIONS, ANALYTICS, NOTIFICATIONS = (
     "prediction_requests",
@@ -36,8 +20,6 @@ PREDICTIONS, ANALYTICS, NOTIFICATIONS = (
 QUEUES = (PREDICTIONS, ANALYTICS, NOTIFICATIONS)
 CHUNK_QUEUE = {"demand": PREDICTIONS, "esg": ANALYTICS}
 NIGHTLY_AT = crontab(hour=2, minute=0)  # in the app's timezone, Asia/Seoul
-
-T = TypeVar("T")
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -61,7 +43,6 @@ def create_celery(settings: Settings) -> Celery:
             "resume-stalled": {"task": "pamtalk.resume_stalled", "schedule": 600.0},
         },
     )
-    _register_tasks(celery, settings)
     return celery
 
 
@@ -88,92 +69,3 @@ def stall_limit(settings: Settings) -> timedelta:
     """How long a job may go without a finished chunk before its open chunks are sent
     again: past any redelivery the broker would do by itself."""
     return timedelta(seconds=max(600, 2 * settings.celery_visibility_timeout))
-
-
-class WorkerProcess:
-    """One event loop and one batch context per worker process, made on first use: after
-    the fork, so that no connection is shared between processes."""
-
-    def __init__(self, settings: Settings, celery: Celery) -> None:
-        self.settings, self.celery = settings, celery
-        self._loop: asyncio.Runner | None = None
-        self._context: BatchContext | None = None
-
-    def run(self, work: Callable[[BatchContext], Awaitable[T]]) -> T:
-        if self._loop is None:
-            self._loop = asyncio.Runner()
-        if self._context is None:
-            self._context = BatchContext(self.settings, celery=self.celery)
-        context = self._context
-        # Runner.run takes a coroutine; wrapping the awaitable keeps work's type.
-        return self._loop.run(_awaited(work(context)))
-
-    def close(self) -> None:
-        if self._loop is not None and self._context is not None:
-            self._loop.run(self._context.close())
-            self._loop.close()
-        self._loop = self._context = None
-
-
-async def _awaited(awaitable: Awaitable[T]) -> T:
-    return await awaitable
-
-
-def _register_tasks(celery: Celery, settings: Settings) -> None:
-    # shared=False: each app has its own tasks (Celery's default adds a task to every app).
-    process = WorkerProcess(settings, celery)
-    worker_process_shutdown.connect(lambda **_: process.close(), weak=False)
-    retries = settings.batch_chunk_retries
-
-    @celery.task(name="pamtalk.score_chunk", bind=True, max_retries=retries, shared=False)
-    def score_chunk(self: Task, job_id: int, index: int) -> int:
-        try:
-            rows: int = process.run(lambda ctx: ctx.run_chunk(job_id, index))
-        except Exception as exc:
-            if self.request.retries < retries:
-                raise self.retry(exc=exc, countdown=2**self.request.retries) from exc
-            reason = f"{type(exc).__name__}: {exc}"
-            process.run(lambda ctx: ctx.fail(job_id, index, reason))
-            celery.send_task("pamtalk.job_finished", args=[job_id], queue=NOTIFICATIONS)
-            raise
-        job = process.run(lambda ctx: ctx.status(job_id))
-        if job.status == JobStatus.completed:
-            celery.send_task("pamtalk.job_finished", args=[job_id], queue=NOTIFICATIONS)
-        return rows
-
-    @celery.task(name="pamtalk.nightly", shared=False)
-    def nightly(run_date: str | None = None) -> int:
-        """Plan tonight's job (champions pinned now) and fan it out."""
-        day = date.fromisoformat(run_date) if run_date else utcnow().astimezone(KST).date()
-        job = process.run(lambda ctx: ctx.plan_nightly(day))
-        process.run(lambda ctx: ctx.launch(job.id))
-        return int(job.id)
-
-    @celery.task(name="pamtalk.resume_stalled", shared=False)
-    def resume_stalled() -> list[int]:
-        """Send again the open chunks of jobs that stopped moving. Redis can lose a message
-        whose worker is killed between taking it and recording it as unacknowledged (kombu
-        #305); chunks are idempotent, so a duplicate costs only time."""
-        resumed = process.run(lambda ctx: ctx.stalled(stall_limit(settings)))
-        for job_id in resumed:
-            log.warning("job %s stalled: sending its open chunks again", job_id)
-            process.run(functools.partial(_reopen_and_launch, job_id=job_id))
-        return list(resumed)
-
-    @celery.task(name="pamtalk.job_finished", shared=False)
-    def job_finished(job_id: int) -> None:
-        job = process.run(lambda ctx: ctx.status(job_id))
-        log.info(
-            "job %s %s: %s/%s chunks, %s rows%s",
-            job.id,
-            job.status,
-            job.chunks_done,
-            job.chunks_total,
-            job.rows_written,
-            f" ({job.error})" if job.error else "",
-        )
-
-
-async def _reopen_and_launch(ctx: BatchContext, job_id: int) -> None:
-    await ctx.reopen(job_id)
-    await ctx.launch(job_id)

@@ -118,9 +118,9 @@ def _celery_app(kind: str, loglevel: str) -> tuple[object, list[str]]:
     if settings.celery_broker_url is None:
         typer.echo("set PAMTALK_CELERY_BROKER_URL (amqp://... or redis://...) first", err=True)
         raise typer.Exit(2)
-    from pamtalk.batching.celery_app import create_celery
+    from pamtalk.batching.tasks import worker_app
 
-    return create_celery(settings), [kind, "--loglevel", loglevel]
+    return worker_app(settings), [kind, "--loglevel", loglevel]
 
 
 def worker(

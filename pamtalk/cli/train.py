@@ -28,18 +28,15 @@ def train(
     epochs: Annotated[int | None, typer.Option(min=1, help="override the epochs")] = None,
 ) -> None:
     """Train a model, evaluate it, export it to ONNX (fp32 + int8) and register a version."""
-    import pandas as pd
-
+    from pamtalk.models.contract import KINDS
     from pamtalk.models.demand.data import from_daily_aggregate
     from pamtalk.registry import publish, store
-    from pamtalk.training.pipeline import JEJU
+    from pamtalk.training.pipeline import Data, resolve_source
 
-    if kind not in ("demand", "esg"):
-        raise typer.BadParameter("KIND must be demand or esg")
+    if kind not in KINDS:
+        raise typer.BadParameter(f"KIND must be {' or '.join(KINDS)}")
     settings = Settings()
-    source: Path | pd.DataFrame | None = data
-    if data is not None and not data.exists():
-        raise typer.BadParameter(f"{data} does not exist", param_hint="--data")
+    source: Data = data
     if from_db:
         frame = from_daily_aggregate(asyncio.run(manage.daily_demand(settings)))
         if frame.empty:
@@ -47,23 +44,24 @@ def train(
                 "the database has no transactions yet (pamtalk db seed)", param_hint="--from-db"
             )
         source = frame
-        described = f"the platform's daily demand ({frame['series'].nunique()} series)"
-    else:
-        if kind == "demand" and data is None and JEJU.exists():
-            source = JEJU
-        described = str(source) if source is not None else "generated data"
+    try:
+        source, described = resolve_source(kind, source)
+    except ValueError as exc:
+        hint = "--from-db" if from_db else "--data"
+        raise typer.BadParameter(str(exc), param_hint=hint) from exc
     typer.echo(f"training {kind} on {described} ...")
     built, version = publish.train_and_register(
         store.connect(settings),
         settings,
-        "demand" if kind == "demand" else "esg",
+        kind,
         out_dir=TRAIN_DIR / kind,
         data=source,
         epochs=epochs,
     )
     typer.echo(built.table)
     typer.echo(built.report)
+    name = built.contract.registered_name
     typer.echo(
-        f"registered {built.contract.registered_name} version {version}; promote it "
-        f"with `pamtalk models promote {built.contract.registered_name} {version}`"
+        f"registered {name} version {version}; promote it with "
+        f"`pamtalk models promote {name} {version}`"
     )

@@ -14,7 +14,7 @@ import pytest
 from celery import Celery
 from celery.beat import ScheduleEntry
 
-from pamtalk.batching import celery_app
+from pamtalk.batching import tasks
 from pamtalk.settings import Settings
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -22,7 +22,7 @@ SEOUL = ZoneInfo("Asia/Seoul")
 
 @pytest.fixture
 def celery() -> Iterator[Celery]:
-    with celery_app.create_celery(Settings(celery_broker_url=None)) as app:
+    with tasks.worker_app(Settings(celery_broker_url=None)) as app:
         yield app
 
 
@@ -104,7 +104,7 @@ def test_the_nightly_task_scores_the_seoul_date(
         async def launch(self, job_id: int) -> None:
             launched.append(job_id)
 
-    monkeypatch.setattr(celery_app, "utcnow", lambda: datetime(2026, 11, 25, 17, 0, tzinfo=UTC))
-    monkeypatch.setattr(celery_app, "BatchContext", Planner)
+    monkeypatch.setattr(tasks, "utcnow", lambda: datetime(2026, 11, 25, 17, 0, tzinfo=UTC))
+    monkeypatch.setattr(tasks, "BatchContext", Planner)
     assert celery.tasks["pamtalk.nightly"]() == 7
     assert planned == [date(2026, 11, 26)] and launched == [7]
