@@ -54,7 +54,7 @@ def on_gpu(session: ort.InferenceSession) -> bool:
 
 
 def device_of(session: ort.InferenceSession) -> str:
-    """"cpu", "cuda" or "tensorrt": the provider that runs the graph first."""
+    """The provider that runs the graph first: "cpu", "cuda" or "tensorrt"."""
     first = str(session.get_providers()[0])
     return "cpu" if first == CPU else first.removesuffix("ExecutionProvider").lower()
 
