@@ -1,16 +1,5 @@
 """Train and evaluate the demand forecasting model (contract DEMAND).
 
-Runbook (the command goes through training/pipeline.py, as `pamtalk train demand` does):
-
-    # the Jeju data (../shared/data/jeju/train.csv, the default where present): under 2 min
-    # on 2 CPU cores
-    .venv/bin/python -m pamtalk.training.demand --out /tmp/demand-run
-    .venv/bin/python -m pamtalk.training.demand --data prices.csv  # any CSV of the Jeju shape
-    .venv/bin/python -m pamtalk.training.demand --synthetic --out /tmp/demand-synthetic
-    # from Python
-    result = train_demand(load_jeju(), DemandConfig(), Path("/tmp/demand-run"))
-    print(result.table); result.model  # eval mode: forward(history, calendar) -> quantiles
-
 What it does, top to bottom:
 1. The frame becomes a panel: [series, day] arrays plus calendar features.
 2. Held-out time: the last 28 days of every series are never trained on. The model is fitted
@@ -333,9 +322,3 @@ def _example_rows(holdout: Origin, n: int) -> np.ndarray:
     """The n series with the most demand in their history window: realistic inputs."""
     volume = holdout.history[:, :, 0].sum(axis=1)
     return np.sort(np.argsort(-volume, kind="stable")[:n])
-
-
-if __name__ == "__main__":
-    from pamtalk.training.pipeline import main  # it imports this module: import it here
-
-    main("demand")

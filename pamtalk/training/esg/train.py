@@ -1,12 +1,6 @@
 """Train the ESG model to reproduce the methodology, with uncertainty bands when inputs are
 missing.
 
-Runbook (the commands go through training/pipeline.py):
-    .venv/bin/python -m pamtalk.training.esg --out /tmp/esg-run     # default config
-    .venv/bin/python -m pamtalk.training.esg --tiny --out /tmp/esg-tiny
-    pamtalk train esg                                                # + export and register
-    result = train_esg(EsgConfig(), Path("/tmp/esg-run"))            # from Python
-
 Steps, top to bottom:
 1. generate realistic Korean farm profiles (models/esg/profiles.py), one set each for
    training, validation and evaluation, from one seed;
@@ -243,9 +237,3 @@ def _train(config: EsgConfig, out_dir: Path) -> TrainResult:
             "factors_origin": factors.default().origin,
         },
     )
-
-
-if __name__ == "__main__":
-    from pamtalk.training.pipeline import main  # it imports this module: import it here
-
-    main("esg")
