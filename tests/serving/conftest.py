@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from pamtalk.models.contract import DEMAND, ESG, ESG_FEATURES, ModelContract
+from pamtalk.models.contract import DEMAND, ESG, ESG_FEATURES, Kind, ModelContract
 from pamtalk.registry import publish, store
 from pamtalk.serving.service import PredictorService
 from pamtalk.settings import Settings
-from pamtalk.training.pipeline import Kind
 from tests.conftest import ModelStore
 
 
