@@ -294,3 +294,68 @@ class BatchChunk(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(String(2000))
     finished_at: Mapped[datetime | None]
+
+
+class ModelEvent(Base):
+    """The audit trail of model management: every promote, rollback, canary change and
+    rollout step, who did it and why."""
+
+    __tablename__ = "model_events"
+    __table_args__ = (Index("ix_model_events_model", "model", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))  # promote, rollback, canary, ...
+    from_version: Mapped[str | None] = mapped_column(String(32))
+    to_version: Mapped[str | None] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))  # "user:7 (admin)", "cli:root", "rollout:3"
+    reason: Mapped[str | None] = mapped_column(String(2000))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RolloutState(StrEnum):
+    running = "running"
+    paused = "paused"
+    promoted = "promoted"
+    rolled_back = "rolled_back"
+    aborted = "aborted"
+
+
+class Rollout(Base):
+    """An automatic progressive rollout: canary steps gated on live metrics. Steps advance by
+    a conditional update on ``step``, so concurrent drivers never double-step."""
+
+    __tablename__ = "rollouts"
+    __table_args__ = (Index("ix_rollouts_model", "model", "state"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(32))
+    champion: Mapped[str] = mapped_column(String(32))  # the champion it started against
+    state: Mapped[RolloutState] = mapped_column(_enum(RolloutState))
+    steps: Mapped[list[int]] = mapped_column(JSON())
+    step: Mapped[int] = mapped_column(Integer, default=0)  # index into steps
+    step_started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    step_seconds: Mapped[float] = mapped_column(Float)
+    min_requests: Mapped[int] = mapped_column(Integer)
+    gates: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Per step: the counters at its start and the gate readings at its end.
+    readings: Mapped[list[Any]] = mapped_column(JSON(), default=list)
+    reason: Mapped[str | None] = mapped_column(String(2000))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ServingCounter(Base):
+    """Live per-version serving counters, one row per (model, version, process, counter),
+    added to by each API worker: summed over workers they are what rollout gates read."""
+
+    __tablename__ = "serving_counters"
+
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    worker: Mapped[str] = mapped_column(String(64), primary_key=True)
+    counter: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[float] = mapped_column(Float, default=0.0)
