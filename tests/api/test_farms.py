@@ -105,6 +105,42 @@ async def test_list_filters_and_cursor_pagination(
     assert "cursor" in bad.json()["error"]["message"]
 
 
+async def test_a_cursor_keeps_its_filters(
+    client: httpx.AsyncClient, actors: dict[Role, Actor]
+) -> None:
+    """The issue's case: the second page of region=jeju&crop=tangerine is still Jeju's
+    tangerine farms, and the cursor sent with other filters (or none) is a 400."""
+    farmer = actors[Role.farmer]
+    for i in range(6):
+        jeju = i % 2 == 0
+        await create_farm(
+            client,
+            farmer,
+            name=f"farm {i}",
+            region="jeju" if jeju else "gangwon",
+            crops=["tangerine"] if jeju else ["potato"],
+        )
+    query = "region=jeju&crop=tangerine&limit=2"
+    first = (await client.get(f"/v1/farms?{query}", headers=farmer.headers)).json()
+    cursor = first["next_cursor"]
+    second = await client.get(f"/v1/farms?{query}&cursor={cursor}", headers=farmer.headers)
+    assert second.status_code == 200, second.text
+    assert [f["region"] for f in first["items"] + second.json()["items"]] == ["jeju"] * 3
+    assert second.json()["next_cursor"] is None
+    # the same filters spelled differently (order, an explicit default) are the same list
+    same = await client.get(
+        f"/v1/farms?status=active&crop=tangerine&region=jeju&limit=5&cursor={cursor}",
+        headers=farmer.headers,
+    )
+    assert same.status_code == 200, same.text
+    for other in ("", "region=jeju&", "region=gangwon&crop=tangerine&", "organic=true&"):
+        changed = await client.get(f"/v1/farms?{other}cursor={cursor}", headers=farmer.headers)
+        assert changed.status_code == 400, (other, changed.text)
+        error = changed.json()["error"]
+        assert error["code"] == "bad_request"
+        assert "same filters" in error["message"]
+
+
 async def test_list_is_cached_and_writes_show_at_once(
     client: httpx.AsyncClient, actors: dict[Role, Actor]
 ) -> None:

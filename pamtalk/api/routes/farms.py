@@ -81,7 +81,14 @@ async def list_farms(
     """Farms in id order. Cached for 300 s; any farm write makes the next read fresh."""
     if farm_status == FarmStatus.deleted:
         raise InvalidInput("deleted farms are not listed")
-    after = pagination.decode(cursor, (int,))[0] if cursor else 0
+    filters = {
+        "region": region,
+        "crop": crop,
+        "status": farm_status,
+        "organic": organic,
+        "owner_id": owner_id,
+    }
+    after = pagination.decode(cursor, (int,), filters=filters)[0] if cursor else 0
 
     async def page() -> dict[str, object]:
         query = select(Farm).where(Farm.status == farm_status, Farm.id > after)
@@ -98,7 +105,7 @@ async def list_farms(
         items = [FarmPublic.model_validate(f).model_dump(mode="json") for f in rows[:limit]]
         return {
             "items": items,
-            "next_cursor": pagination.encode(rows[limit - 1].id) if more else None,
+            "next_cursor": pagination.encode(rows[limit - 1].id, filters=filters) if more else None,
         }
 
     gen = await generation(cache, FARMS_NS)
