@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     serving_precision: Literal["fp32", "int8"] = "fp32"
     serving_warmup_batches: list[int] = [1, 8, 64]
     model_watch_interval: float = Field(default=30.0, ge=0)  # seconds; 0 = never re-check
+    # Progressive rollouts: every API worker judges running rollouts this often (0 = never)
+    # and adds its per-version serving figures to the database this often.
+    rollout_tick_s: float = Field(default=5.0, ge=0)
+    serving_counters_flush_s: float = Field(default=2.0, gt=0)
 
     # Ray Serve backend (RAY_ADDRESS picks an existing cluster; unset starts a local one)
     ray_min_replicas: int = Field(default=1, ge=0)
@@ -56,6 +60,10 @@ class Settings(BaseSettings):
     # Redis redelivers an unacknowledged task after this many seconds (RabbitMQ: at once
     # when the worker's connection drops). Longer than the slowest chunk.
     celery_visibility_timeout: int = Field(default=3600, ge=1)
+
+    # Ledger (pamtalk/ledger): seal a Merkle anchor every N entries or M minutes
+    ledger_anchor_every: int = Field(default=100, ge=1)
+    ledger_anchor_minutes: float = Field(default=10.0, gt=0)
 
     # HTTP
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

@@ -359,3 +359,44 @@ class ServingCounter(Base):
     worker: Mapped[str] = mapped_column(String(64), primary_key=True)
     counter: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class LedgerHead(Base):
+    """The ledger's chain head: one row (id 1). Every append locks it (``SELECT ... FOR
+    UPDATE`` on PostgreSQL; SQLite has one writer), so entries get consecutive positions and
+    each links to the one before: no gaps, no forks."""
+
+    __tablename__ = "ledger_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)  # position of the last entry; 0 when empty
+    hash: Mapped[str] = mapped_column(String(64))  # its hash (hex); 64 zeros when empty
+    anchored_seq: Mapped[int] = mapped_column(BigInteger)  # last position under an anchor
+    pending_since: Mapped[datetime | None]  # when the first unanchored entry was appended
+
+
+class LedgerEntry(Base):
+    """One transaction in the hash chain (pamtalk.ledger.record says what is hashed)."""
+
+    __tablename__ = "ledger_entries"
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"), unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LedgerAnchor(Base):
+    """A Merkle root over the entries ``first..last`` and what the anchor sink answered."""
+
+    __tablename__ = "ledger_anchors"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    first: Mapped[int] = mapped_column(BigInteger)
+    last: Mapped[int] = mapped_column(BigInteger, unique=True)
+    root: Mapped[str] = mapped_column(String(64))
+    sealed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sink: Mapped[str | None] = mapped_column(String(32))
+    receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON())
+    submitted_at: Mapped[datetime | None]
