@@ -1,0 +1,170 @@
+"""Anchoring: a Merkle root over the entries since the last anchor, sealed in the database
+and handed to an anchor sink.
+
+When: every ``PAMTALK_LEDGER_ANCHOR_EVERY`` entries (checked by each append) or once the
+oldest unanchored entry is ``PAMTALK_LEDGER_ANCHOR_MINUTES`` old (checked by each append,
+by a proof request for an unanchored entry, and by ``pamtalk ledger anchor``, which ops can
+run from cron). Sealing happens inside the appending transaction, under the chain head
+lock, so anchors tile the chain without gaps or overlaps. Submitting to the sink happens
+after commit (``submit_pending``): nothing slow runs while the head is locked, and an anchor
+whose submission failed is retried by the next call.
+
+The sink is an ``Anchor``. ``LocalAnchor``, the default, keeps the receipt in the anchors
+table only. Adapter point: to timestamp roots with an RFC 3161 time-stamping authority,
+implement ``submit`` to send a TimeStampReq (RFC 3161 section 2.4.1) whose messageImprint
+is SHA-256 over the 32-byte root, and return ``{"sink": "rfc3161", "token": <base64
+TimeStampToken>}``; to anchor on a public chain, write the root into a transaction (for
+instance an OP_RETURN output or a contract call) and return its transaction id. Then pass
+that sink to ``submit_pending``. Receipts are JSON objects with at least ``"sink"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pamtalk.db.models import LedgerAnchor, LedgerEntry
+from pamtalk.db.types import utcnow
+from pamtalk.ledger import head, merkle
+from pamtalk.settings import Settings
+
+Receipt = dict[str, Any]
+
+
+class Anchor(Protocol):
+    """Where anchors go: a sink that takes a Merkle root over entries ``first..last``."""
+
+    name: str
+
+    def submit(self, root: bytes, first: int, last: int) -> Receipt:
+        """Publish the root; return a receipt (JSON-able, with ``"sink"``). May block: it
+        runs in a worker thread."""
+        ...
+
+
+class LocalAnchor:
+    """The default sink: the receipt restates what was anchored and is kept in the
+    database. It proves nothing beyond the database itself; the adapters above do."""
+
+    name = "local"
+
+    def submit(self, root: bytes, first: int, last: int) -> Receipt:
+        return local_receipt(root.hex(), first, last)
+
+
+def local_receipt(root: str, first: int, last: int) -> Receipt:
+    return {"sink": LocalAnchor.name, "root": root, "first": first, "last": last}
+
+
+def receipt_problem(receipt: Any, root: str, first: int, last: int) -> str | None:
+    """What is wrong with an anchor's receipt, if anything that can be checked here: it is
+    null (not submitted yet) or an object naming its sink, and a local one restates the
+    anchor. Other sinks' receipts are checked with those sinks."""
+    if receipt is None:
+        return None
+    if not isinstance(receipt, dict) or not isinstance(receipt.get("sink"), str):
+        return "the receipt must be null or an object naming its sink"
+    if receipt["sink"] == LocalAnchor.name and receipt != local_receipt(root, first, last):
+        return "the local receipt does not restate the anchor"
+    return None
+
+
+@dataclass(frozen=True)
+class Policy:
+    every: int = 100
+    minutes: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        return cls(settings.ledger_anchor_every, settings.ledger_anchor_minutes)
+
+    def due(self, at: head.Head, now: datetime) -> bool:
+        if at.pending >= self.every:
+            return True
+        overdue = at.pending_since is not None and now - at.pending_since >= self.max_age
+        return at.pending > 0 and overdue
+
+    @property
+    def max_age(self) -> timedelta:
+        return timedelta(minutes=self.minutes)
+
+
+async def seal(session: AsyncSession, at: head.Head, now: datetime) -> tuple[int, head.Head]:
+    """Seal the pending entries of a locked head into an anchor; returns its id and the head
+    to save."""
+    hashes = list(
+        await session.scalars(
+            select(LedgerEntry.hash)
+            .where(LedgerEntry.seq > at.anchored_seq, LedgerEntry.seq <= at.seq)
+            .order_by(LedgerEntry.seq)
+        )
+    )
+    [anchor_id] = await insert_anchors(session, [_sealed(at.anchored_seq + 1, hashes, now)])
+    return anchor_id, replace(at, anchored_seq=at.seq, pending_since=None)
+
+
+async def seal_due(
+    session: AsyncSession, policy: Policy, *, force: bool = False, now: datetime | None = None
+) -> int | None:
+    """Seal the pending entries if the policy says so (or ``force`` and there are any);
+    returns the new anchor's id. Commits when it sealed."""
+    now = now or utcnow()
+    at = await head.lock(session)
+    if not at.pending or not (force or policy.due(at, now)):
+        await session.rollback()
+        return None
+    anchor_id, at = await seal(session, at, now)
+    await head.save(session, at)
+    await session.commit()
+    return anchor_id
+
+
+def sealed_rows(first: int, hashes: Sequence[str], every: int, now: datetime) -> list[Receipt]:
+    """Anchor rows for consecutive entries from ``first``, one per ``every`` (the bulk path,
+    which has the hashes at hand); a short tail is left pending."""
+    whole = len(hashes) - len(hashes) % every
+    return [
+        _sealed(first + start, hashes[start : start + every], now)
+        for start in range(0, whole, every)
+    ]
+
+
+async def insert_anchors(session: AsyncSession, rows: list[Receipt]) -> list[int]:
+    if not rows:
+        return []
+    return list(await session.scalars(insert(LedgerAnchor).returning(LedgerAnchor.id), rows))
+
+
+def _sealed(first: int, hashes: Sequence[str], now: datetime) -> Receipt:
+    digest = merkle.root([bytes.fromhex(h) for h in hashes]).hex()
+    return {"first": first, "last": first + len(hashes) - 1, "root": digest, "sealed_at": now}
+
+
+async def submit_pending(session: AsyncSession, sink: Anchor | None = None) -> int:
+    """Hand every anchor without a receipt to the sink, oldest first; returns how many were
+    submitted. Each receipt is committed as it comes; one kept by a concurrent submitter
+    first is not overwritten."""
+    sink = sink or LocalAnchor()
+    pending = (
+        await session.execute(
+            select(LedgerAnchor.id, LedgerAnchor.root, LedgerAnchor.first, LedgerAnchor.last)
+            .where(LedgerAnchor.receipt.is_(None))
+            .order_by(LedgerAnchor.id)
+        )
+    ).all()
+    await session.rollback()  # no transaction (nor SQLite's write lock) held while sending
+    for anchor_id, root, first, last in pending:
+        receipt = await asyncio.to_thread(sink.submit, bytes.fromhex(root), first, last)
+        await session.execute(
+            update(LedgerAnchor)
+            .where(LedgerAnchor.id == anchor_id, LedgerAnchor.receipt.is_(None))
+            .values(sink=sink.name, receipt=receipt, submitted_at=utcnow())
+        )
+        await session.commit()
+    return len(pending)
