@@ -51,6 +51,9 @@ def test_prod_refuses_demo_data_and_weak_admin_key(tmp_path: Path) -> None:
 
 def test_models_commands_explain_themselves(tmp_path: Path) -> None:
     store = {"PAMTALK_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    unmigrated = run("models", "rollback", "pamtalk-esg", cwd=tmp_path, **store)
+    assert unmigrated.returncode == 2 and "pamtalk db upgrade" in unmigrated.stderr
+    assert run("db", "upgrade", cwd=tmp_path).returncode == 0  # the audit trail's home
     empty = run("models", "list", cwd=tmp_path, **store)
     assert empty.returncode == 0 and "no registered models yet" in empty.stdout
     unknown = run("models", "promote", "pamtalk-nothing", "1", cwd=tmp_path, **store)

@@ -11,6 +11,7 @@ from sqlalchemy import event
 
 from pamtalk import __version__
 from pamtalk.api import errors
+from pamtalk.api.background import start_background, stop_background
 from pamtalk.api.metrics import DB_POOL
 from pamtalk.api.middleware import RequestMiddleware
 from pamtalk.api.routes import (
@@ -20,6 +21,7 @@ from pamtalk.api.routes import (
     farms,
     health,
     jobs,
+    models,
     oip,
     predictions,
     transactions,
@@ -47,9 +49,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             predictor=PredictorService(settings),
         )
         await app.state.pamtalk.predictor.start()
+        background = start_background(app.state.pamtalk)
         try:
             yield
         finally:
+            await stop_background(background)
             await app.state.pamtalk.close_jobs()
             await app.state.pamtalk.predictor.close()
             await app.state.pamtalk.cache.close()
@@ -72,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         predictions,
         esg,
         jobs,
+        models,
         oip,
     ):
         app.include_router(module.router, responses=errors.RESPONSES)

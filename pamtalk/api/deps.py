@@ -115,6 +115,8 @@ def require_roles(*roles: Role) -> Callable[..., Coroutine[Any, Any, auth.Princi
 Admin = Annotated[auth.Principal, Depends(require_roles(Role.admin))]
 FarmWriter = Annotated[auth.Principal, Depends(require_roles(Role.farmer, Role.admin))]
 TransactionWriter = Annotated[auth.Principal, Depends(require_roles(Role.buyer, Role.admin))]
+# Model management: admins and analysts (the data-scientist role).
+ModelManager = Annotated[auth.Principal, Depends(require_roles(Role.admin, Role.analyst))]
 
 # Path ids are bounded so that an absurd id is a 422, not a database overflow.
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pamtalk.api import context
 from pamtalk.api.metrics import ERRORS_TOTAL
 from pamtalk.api.responses import JSONResponse
+from pamtalk.api.schemas.common import UNKNOWN_VALUE
 from pamtalk.errors import PamtalkError
 
 log = logging.getLogger(__name__)
@@ -72,10 +73,36 @@ def error_response(
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Echoing the input back could return megabytes or unserialisable values: send
     # location, message and type only.
-    return [
-        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
-        for err in exc.errors()
-    ]
+    details = []
+    for err in exc.errors():
+        detail = {
+            "loc": list(err.get("loc", ())),
+            "msg": str(err.get("msg", "")).removeprefix("Value error, "),
+            "type": err.get("type"),
+        }
+        if err.get("type") == UNKNOWN_VALUE:
+            detail["valid"] = ", ".join(err.get("ctx", {}).get("valid", ()))
+        details.append(detail)
+    return details
+
+
+def _validation_message(request: Request, details: list[dict[str, Any]]) -> str:
+    """The first problem in one line (a body that was not sent as JSON says so). An unknown
+    slug's valid values are listed once: in the message for the first problem, in its
+    ``msg`` for the others."""
+    for detail in details[1:]:
+        if valid := detail.pop("valid", None):
+            detail["msg"] += f"; valid values: {valid}"
+    first = details[0] if details else {"loc": [], "msg": "invalid request"}
+    valid = first.pop("valid", None)
+    content_type = request.headers.get("content-type", "")
+    if first["loc"] == ["body"] and "json" not in content_type and request.method != "GET":
+        return (
+            "the request body must be JSON sent with 'Content-Type: application/json' "
+            f"(got {content_type or 'no Content-Type'})"
+        )
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" + (f"; valid values: {valid}" if valid else "")
 
 
 def install(app: FastAPI) -> None:
@@ -84,11 +111,9 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = _validation_details(exc)
-        first = details[0] if details else {"loc": [], "msg": "invalid request"}
-        where = ".".join(str(part) for part in first["loc"])
-        return error_response(422, "invalid_input", f"{where}: {first['msg']}", details)
+        return error_response(422, "invalid_input", _validation_message(request, details), details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

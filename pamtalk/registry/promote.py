@@ -242,3 +242,12 @@ def end_canary(client: MlflowClient, name: str) -> None:
     if by_alias(client, name, CHALLENGER) is not None:
         client.delete_registered_model_alias(name, CHALLENGER)
     client.set_registered_model_tag(name, CANARY_PERCENT_TAG, "0")
+
+
+def set_canary_percent(client: MlflowClient, name: str, percent: int) -> None:
+    """Change the running canary's share (a rollout's next step): no gates, the challenger
+    stays as it is."""
+    contract_of(name)
+    if by_alias(client, name, CHALLENGER) is None:
+        raise Conflict(f"{name} has no challenger to give {percent} % of traffic")
+    client.set_registered_model_tag(name, CANARY_PERCENT_TAG, str(percent))

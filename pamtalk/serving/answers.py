@@ -6,8 +6,11 @@ that an answer does not depend on the path that asked for it.
     answers = esg_answers(scores, masks)               # one EsgAnswer per farm
     answers[0].grade                                   # graded on the rounded overall p50
     audit(profile)                                     # the methodology's score of the report
+    history_summary(past, "platform")                  # where the history came from, how full
 
 Everything rounds before it grades: the grade of a score is the grade of the number shown.
+Numbers are shown as a reader wants them: points to 2 decimals, other figures to 6
+significant digits (no 7.800000000000001), and no server paths.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from pamtalk.models.esg import methodology
 QUANTILE_NAMES = tuple(f"p{round(q * 100)}" for q in DEMAND_QUANTILES)
 KG_DECIMALS = 3  # to the gram
 POINT_DECIMALS = 2
+SIGNIFICANT = 6  # other figures of the breakdown (factors, footprints, ratios)
+POINT_KEYS = frozenset({"score", "points", "max_points"})
+PILLARS = ("environmental", "social", "governance", "overall")
 
 
 def demand_quantiles(outputs: np.ndarray, horizon: int) -> np.ndarray:
@@ -74,17 +80,42 @@ def esg_answers(scores: np.ndarray, masks: np.ndarray) -> list[EsgAnswer]:
     return answers
 
 
-def audit(profile: Mapping[str, Any]) -> dict[str, Any]:
-    """The methodology's audit of what a farm reported (missing inputs earn no points)."""
-    found = methodology.assess(profile)
+def history_summary(past: np.ndarray, source: str) -> dict[str, Any]:
+    """How much history a forecast stood on: ``past`` is one series' [56, 2] (kg, KRW/kg).
+    A platform series without a single day of sales says so (``history_source: "none"``)
+    rather than passing 56 days of zeros off as data."""
+    with_data = int(np.count_nonzero(past[:, 0] > 0))
     return {
-        "environmental": found.environmental,
-        "social": found.social,
-        "governance": found.governance,
-        "overall": found.overall,
-        "grade": found.grade,
-        "breakdown": found.breakdown,
+        "history_days": len(past),
+        "history_days_with_data": with_data,
+        "history_source": "none" if source == "platform" and with_data == 0 else source,
     }
+
+
+def audit(profile: Mapping[str, Any]) -> dict[str, Any]:
+    """The methodology's audit of what a farm reported (missing inputs earn no points),
+    rounded as shown and graded on the rounded overall score."""
+    found = methodology.assess(profile)
+    points = {pillar: round(float(getattr(found, pillar)), POINT_DECIMALS) for pillar in PILLARS}
+    shown_grade = methodology.grade(points["overall"])
+    breakdown = _readable(found.breakdown)
+    breakdown["overall"] |= {"score": points["overall"], "grade": shown_grade}
+    breakdown.get("factors", {}).pop("origin", None)  # a server path, not the user's business
+    return {**points, "grade": shown_grade, "breakdown": breakdown}
+
+
+def _readable(value: Any, key: str = "") -> Any:
+    """``value`` with its floats rounded: points to POINT_DECIMALS, the rest to SIGNIFICANT
+    digits."""
+    if isinstance(value, Mapping):
+        return {k: _readable(v, k) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_readable(v, key) for v in value]
+    if isinstance(value, float):
+        if key in POINT_KEYS:
+            return round(value, POINT_DECIMALS)
+        return float(f"{value:.{SIGNIFICANT}g}")
+    return value
 
 
 def assessment(answer: EsgAnswer, audited: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Demand forecasts and ESG scores online, over the predictor service: inputs read, model
 run, answers formatted (answers.py, as batch scoring does), cached ``prediction_ttl`` seconds
 under the answering model version and the inputs, so a new champion misses naturally and
-concurrent identical misses run one inference (``cached``)."""
+concurrent identical misses run one inference (``read_through``). Each answer says whether
+it came from the cache (``"cached": true``); the flag is added to the cached bytes, never
+stored in them."""
 
 from __future__ import annotations
 
@@ -13,18 +15,22 @@ import numpy as np
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pamtalk.cache import Cache, cached
+from pamtalk.cache import Cache, read_through
 from pamtalk.db.models import EsgAssessment, Farm, FarmStatus
 from pamtalk.db.types import utcnow
 from pamtalk.domain import KST
 from pamtalk.errors import NotFound
 from pamtalk.models.contract import DEMAND, ESG
-from pamtalk.models.demand.features import LOOKBACK
 from pamtalk.models.esg import features as esg_features
 from pamtalk.serving import answers, inputs
 from pamtalk.serving.service import PredictorService
 
 PREDICTIONS_NS = "predictions"
+
+
+def _flagged(body: bytes, cached: bool) -> bytes:
+    """The serialised JSON object ``body`` with ``"cached"`` added as its last key."""
+    return body[:-1] + (b',"cached":true}' if cached else b',"cached":false}')
 
 
 def _digest(*parts: bytes) -> str:
@@ -68,12 +74,13 @@ async def forecast_demand(
                 "region": region,
                 "as_of": as_of.isoformat(),
                 "unit": "kg",
-                "history_days": LOOKBACK,
-                "history_source": "request" if history is not None else "platform",
+                **answers.history_summary(
+                    past[0], "request" if history is not None else "platform"
+                ),
                 "forecast": answers.demand_forecast(quantiles, as_of),
             }
 
-        return await cached(cache, PREDICTIONS_NS, cache_key, ttl, produce)
+        return _flagged(*await read_through(cache, PREDICTIONS_NS, cache_key, ttl, produce))
 
 
 async def score_esg(
@@ -101,10 +108,9 @@ async def score_esg(
                 "grade": answer.grade,
             }
 
-        model: dict[str, Any] = orjson.loads(
-            await cached(cache, PREDICTIONS_NS, cache_key, ttl, produce)
-        )
-    return model | {"methodology": answers.audit(profile)}
+        body, hit = await read_through(cache, PREDICTIONS_NS, cache_key, ttl, produce)
+    model: dict[str, Any] = orjson.loads(body)
+    return model | {"methodology": answers.audit(profile), "cached": hit}
 
 
 async def score_farm(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,11 +21,12 @@ from typing import Any
 import numpy as np
 from mlflow import MlflowClient
 
-from pamtalk.errors import NotFound, ServiceUnavailable
+from pamtalk.errors import NotFound, PamtalkError, ServiceUnavailable
 from pamtalk.gpu.providers import CPU, choose
 from pamtalk.models.contract import CONTRACTS, ModelContract
 from pamtalk.registry import promote, store
 from pamtalk.serving.deployment import Backend, Deployment, LocalBackend
+from pamtalk.serving.live import LiveCounters
 from pamtalk.serving.metrics import MODEL_VERSION_INFO, PREDICTIONS, SHADOW_DIVERGENCE
 from pamtalk.serving.router import Role, VersionRouter
 from pamtalk.serving.runtime import Artifact, check_inputs
@@ -91,8 +93,10 @@ class Lease:
         role: Role,
         shadow: Deployment | None,
         spawn: Callable[[Coroutine[Any, Any, None]], None],
+        live: LiveCounters,
     ) -> None:
-        self.deployment, self.role, self.shadow, self._spawn = deployment, role, shadow, spawn
+        self.deployment, self.role, self.shadow = deployment, role, shadow
+        self._spawn, self._live = spawn, live
 
     @property
     def version(self) -> str:
@@ -101,11 +105,27 @@ class Lease:
     async def infer(self, inputs: Sequence[np.ndarray]) -> Inference:
         deployment = self.deployment
         rows = check_inputs(deployment.contract, inputs)
-        outputs = await deployment.infer(inputs, rows)
+        outputs = await self._timed(deployment, inputs, rows)
         PREDICTIONS.labels(deployment.name, deployment.version, self.role).inc()
         if self.shadow is not None:
             self._score_shadow(self.shadow, inputs, rows, outputs)
         return Inference(deployment.name, deployment.version, self.role, outputs)
+
+    async def _timed(
+        self, deployment: Deployment, inputs: Sequence[np.ndarray], rows: int
+    ) -> list[np.ndarray]:
+        """Infer, counting the version's latency and server-side failures (what rollout
+        gates judge; a 429 is back-pressure, not the model's fault)."""
+        started = time.perf_counter()
+        try:
+            outputs = await deployment.infer(inputs, rows)
+        except Exception as exc:
+            if not isinstance(exc, PamtalkError) or exc.status_code >= 500:
+                self._live.observe(deployment.name, deployment.version, 0.0, failed=True)
+            raise
+        elapsed = time.perf_counter() - started
+        self._live.observe(deployment.name, deployment.version, elapsed, failed=False)
+        return outputs
 
     def _score_shadow(
         self,
@@ -118,9 +138,10 @@ class Lease:
 
         async def run() -> None:
             try:
-                outputs = await shadow.infer(inputs, rows)
+                outputs = await self._timed(shadow, inputs, rows)
                 PREDICTIONS.labels(shadow.name, shadow.version, "shadow").inc()
                 divergence = float(np.mean(np.abs(outputs[0] - answered[0])))
+                self._live.divergence(shadow.name, shadow.version, divergence)
                 SHADOW_DIVERGENCE.labels(shadow.name, self.version, shadow.version).observe(
                     divergence
                 )
@@ -137,6 +158,7 @@ class PredictorService:
         self.settings = settings
         self.backend = backend or make_backend(settings)
         self.routers = {name: VersionRouter() for name in CONTRACTS}
+        self.live = LiveCounters()  # per-version figures for rollout gates
         # Pinned (model, version) -> the jobs holding it; retired when the last lets go.
         self._pins: dict[tuple[str, str], set[str]] = {}
         self._client: MlflowClient | None = None
@@ -183,7 +205,7 @@ class PredictorService:
         warmed up before it is swapped in; the old one retires after its last request
         (unless a batch job pins it)."""
         async with self._sync_lock:
-            client = await self._registry()
+            client = await self.registry()
             plan = await asyncio.to_thread(promote.rollout, client, name)
             router = self.routers[name]
             before = router.live()
@@ -210,7 +232,7 @@ class PredictorService:
         async with self._sync_lock:
             router = self.routers[name]
             if version not in router.pinned:
-                client = await self._registry()
+                client = await self.registry()
                 deployment = router.version(version) or await self._deploy(client, name, version)
                 router.pinned[version] = deployment
             self._pins.setdefault((name, version), set()).add(holder)
@@ -238,7 +260,8 @@ class PredictorService:
         artifact = await asyncio.to_thread(fetch, client, self.settings, name, version)
         return await self.backend.deploy(artifact, CONTRACTS[name])
 
-    async def _registry(self) -> MlflowClient:
+    async def registry(self) -> MlflowClient:
+        """The MLflow client this process uses (made on first use)."""
         if self._client is None:
             self._client = await asyncio.to_thread(store.connect, self.settings)
         return self._client
@@ -331,7 +354,7 @@ class PredictorService:
             deployment = picked
         deployment.hold()
         try:
-            yield Lease(deployment, role, shadow, self._spawn)
+            yield Lease(deployment, role, shadow, self._spawn, self.live)
         finally:
             deployment.let_go()
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from mlflow import MlflowClient
 from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
 from pamtalk.cli import app as cli
+from pamtalk.db import manage
 from pamtalk.models.contract import ESG
 from pamtalk.registry import promote
 from pamtalk.serving.service import PredictorService
@@ -36,11 +38,18 @@ def served_as(version: str, role: str) -> float | None:
     return found[0] if found else None
 
 
-def canary(registry_uri: str, *args: str) -> str:
-    result = CliRunner().invoke(
-        cli,
-        ["models", "canary", ESG_NAME, *args],
-        env={"PAMTALK_MLFLOW_TRACKING_URI": registry_uri},
+@pytest.fixture
+def cli_env(registry_uri: str, tmp_path: Path) -> dict[str, str]:
+    """The CLI's registry, and a migrated database for its audit trail."""
+    database = f"sqlite+aiosqlite:///{tmp_path}/audit.db"
+    asyncio.run(manage.upgrade_database(Settings(database_url=database)))
+    return {"PAMTALK_MLFLOW_TRACKING_URI": registry_uri, "PAMTALK_DATABASE_URL": database}
+
+
+async def canary(env: dict[str, str], *args: str) -> str:
+    """`pamtalk models canary ESG ARGS` (in a thread: the command runs its own event loop)."""
+    result = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["models", "canary", ESG_NAME, *args], env=env
     )
     assert result.exit_code == 0, result.output
     return result.output
@@ -50,11 +59,11 @@ async def test_canary_routes_a_sticky_share_then_promotion_completes_it(
     service: PredictorService,
     registry: MlflowClient,
     serving_settings: Settings,
-    registry_uri: str,
+    cli_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     v2 = await asyncio.to_thread(new_version, registry, serving_settings, "esg", tmp_path)
-    assert "answers 25 %" in canary(registry_uri, v2, "--percent", "25")
+    assert "answers 25 %" in await canary(cli_env, v2, "--percent", "25")
     await service.sync(ESG_NAME)
     assert service.routers[ESG_NAME].challenger is not None
     assert served_as(v2, "challenger") == 1.0
@@ -86,11 +95,11 @@ async def test_shadow_scores_a_copy_while_the_champion_answers(
     service: PredictorService,
     registry: MlflowClient,
     serving_settings: Settings,
-    registry_uri: str,
+    cli_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     v2 = await asyncio.to_thread(new_version, registry, serving_settings, "esg", tmp_path)
-    canary(registry_uri, v2, "--percent", "100", "--shadow")
+    await canary(cli_env, v2, "--percent", "100", "--shadow")
     await service.sync(ESG_NAME)
     before = predictions(v2, "shadow")
     results = [await service.infer(ESG_NAME, example(ESG, 2, seed=i)) for i in range(10)]
@@ -101,7 +110,7 @@ async def test_shadow_scores_a_copy_while_the_champion_answers(
         await asyncio.sleep(0.01)
     assert predictions(v2, "shadow") - before == 10
 
-    assert "canary ended" in canary(registry_uri, "--off")
+    assert "canary ended" in await canary(cli_env, "--off")
     await service.sync(ESG_NAME)
     assert service.routers[ESG_NAME].challenger is None
 
@@ -129,8 +138,8 @@ async def test_the_watcher_follows_the_champion_alias(
         await service.close()
 
 
-def test_canary_refuses_bad_requests(registry_uri: str) -> None:
-    env = {"PAMTALK_MLFLOW_TRACKING_URI": registry_uri}
+def test_canary_refuses_bad_requests(cli_env: dict[str, str]) -> None:
+    env = cli_env
     runner = CliRunner()
     champion = runner.invoke(cli, ["models", "canary", ESG_NAME, "1", "--percent", "5"], env=env)
     assert champion.exit_code == 1 and "already the champion" in champion.output

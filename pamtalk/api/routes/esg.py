@@ -3,11 +3,13 @@ practice profile sent in the request (not stored)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Body
 
 from pamtalk.api.deps import CacheDep, CurrentUser, DbDep, PredictorDep, SettingsDep
 from pamtalk.api.responses import JSONResponse
-from pamtalk.api.schemas.predictions import EsgRequest, EsgScore
+from pamtalk.api.schemas.predictions import ESG_EXAMPLES, EsgRequest, EsgScore
 from pamtalk.serving import predictions
 
 router = APIRouter(prefix="/v1/esg", tags=["esg"])
@@ -15,13 +17,16 @@ router = APIRouter(prefix="/v1/esg", tags=["esg"])
 
 @router.post("/score", response_model=EsgScore)
 async def score(
-    body: EsgRequest,
+    body: Annotated[EsgRequest, Body(openapi_examples=ESG_EXAMPLES)],
     user: CurrentUser,
     db: DbDep,
     cache: CacheDep,
     settings: SettingsDep,
     predictor: PredictorDep,
 ) -> JSONResponse:
+    """The model's estimate (``scores``, ``grade``) beside the methodology's audit of what
+    was reported (``methodology``): see the response schema for how the two overall figures
+    differ. A stored farm's score is recorded as an assessment."""
     ttl, key = settings.prediction_ttl, str(user.id)
     if body.farm_id is not None:
         result = await predictions.score_farm(

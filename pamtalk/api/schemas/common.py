@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from pamtalk.domain import CROPS, REGIONS
 
@@ -28,29 +29,38 @@ def storable(value: str) -> str:
     return value
 
 
+UNKNOWN_VALUE = "unknown_value"  # the error type; its ctx["valid"] lists the valid values
+
+
 def one_of(kind: str, valid: Iterable[str]) -> AfterValidator:
-    """Membership check whose error names every valid value."""
+    """Membership check whose error names every valid value (once: the error handler shows
+    the list in the message and as ``details[].valid``, not in each ``msg`` again)."""
     valid = tuple(valid)
 
     def check(value: str) -> str:
         if value not in valid:
-            raise ValueError(f"unknown {kind} {value!r}; valid values: {', '.join(valid)}")
+            raise PydanticCustomError(
+                UNKNOWN_VALUE,
+                "unknown {kind} '{value}'",
+                {"kind": kind, "value": value, "valid": valid},
+            )
         return value
 
     return AfterValidator(check)
 
 
+# Slugs are matched case-insensitively ("Jeju", " JEJU ") and answered in lowercase.
 RegionSlug = Annotated[
     str,
-    StringConstraints(max_length=32),
+    StringConstraints(max_length=32, strip_whitespace=True, to_lower=True),
     one_of("region", REGIONS),
-    WithJsonSchema({"type": "string", "enum": list(REGIONS)}),
+    WithJsonSchema({"type": "string", "enum": list(REGIONS), "example": "jeju"}),
 ]
 CropSlug = Annotated[
     str,
-    StringConstraints(max_length=32),
+    StringConstraints(max_length=32, strip_whitespace=True, to_lower=True),
     one_of("crop", CROPS),
-    WithJsonSchema({"type": "string", "enum": list(CROPS)}),
+    WithJsonSchema({"type": "string", "enum": list(CROPS), "example": "cabbage"}),
 ]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Name = Annotated[

@@ -1,0 +1,48 @@
+"""The API process's periodic work: adding its serving figures to the database, and
+judging running rollouts (every worker does both; rollout transitions are conditional
+updates, so they never double-step)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from pamtalk.api.state import AppState
+from pamtalk.registry import rollouts
+
+log = logging.getLogger(__name__)
+
+
+async def _every(seconds: float, work: Callable[[], Awaitable[None]], what: str) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await work()
+        except Exception:  # a database or registry hiccup: try again next time
+            log.exception("%s failed; retrying in %s s", what, seconds)
+
+
+def start_background(state: AppState) -> list[asyncio.Task[None]]:
+    settings, predictor = state.settings, state.predictor
+
+    async def flush() -> None:
+        await predictor.live.flush(state.sessions)
+
+    async def judge() -> None:
+        await flush()  # this worker's latest figures count in its own judgement
+        await rollouts.tick(await predictor.registry(), state.sessions)
+
+    tasks = [asyncio.create_task(_every(settings.serving_counters_flush_s, flush, "counter flush"))]
+    if settings.rollout_tick_s > 0:
+        tasks.append(asyncio.create_task(_every(settings.rollout_tick_s, judge, "rollout tick")))
+    return tasks
+
+
+async def stop_background(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,72 @@
+"""What the registry holds, as /v1/models shows it: versions with their run's metrics and
+aliases, and how a version fares against each promotion gate now."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mlflow import MlflowClient
+
+from pamtalk.registry import promote
+from pamtalk.registry.gates import GATES, GatePolicy, Review
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    aliases: list[str]
+    run_id: str | None
+    metrics: dict[str, float]
+    int8: bool
+    created_ms: int
+
+
+def versions(client: MlflowClient, name: str) -> list[VersionInfo]:
+    """Every registered version of ``name``, oldest first (NotFound for an unknown model)."""
+    promote.contract_of(name)
+    rows = promote.list_versions(client, name)
+    return [describe(client, name, row.version) for row in rows]
+
+
+def describe(client: MlflowClient, name: str, version: str) -> VersionInfo:
+    promote.contract_of(name)
+    mv = promote.version_of(client, name, version)
+    run = client.get_run(mv.run_id) if mv.run_id else None
+    aliases = [
+        alias
+        for alias, v in (client.get_registered_model(name).aliases or {}).items()
+        if str(v) == str(version)
+    ]
+    return VersionInfo(
+        version=str(mv.version),
+        aliases=sorted(aliases),
+        run_id=mv.run_id,
+        metrics=dict(run.data.metrics) if run else {},
+        int8=bool(run and run.data.tags.get("int8") == "yes"),
+        created_ms=int(mv.creation_timestamp or 0),
+    )
+
+
+def gate_results(
+    client: MlflowClient, name: str, version: str, policy: GatePolicy = GatePolicy()
+) -> list[dict[str, Any]]:
+    """Each promotion gate's verdict on ``version`` against the current champion."""
+    contract = promote.contract_of(name)
+    mv = promote.version_of(client, name, version)
+    champion = promote.by_alias(client, name, promote.CHAMPION)
+    review = Review(
+        contract=contract,
+        onnx_path=promote.download(client, mv).fp32,
+        metrics=client.get_run(mv.run_id).data.metrics if mv.run_id else {},
+        champion_metrics=(
+            client.get_run(champion.run_id).data.metrics
+            if champion is not None and champion.run_id
+            else None
+        ),
+    )
+    results = []
+    for gate, check in GATES:
+        reason = check(review, policy)
+        results.append({"gate": gate, "ok": reason is None, "reason": reason})
+    return results
