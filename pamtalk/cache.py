@@ -224,15 +224,23 @@ async def cached(
     cache: Cache, namespace: str, key: str, ttl: int, produce: Callable[[], Awaitable[object]]
 ) -> bytes:
     """Read-through JSON cache. Returns serialised JSON; on any cache failure, computes it."""
+    return (await read_through(cache, namespace, key, ttl, produce))[0]
+
+
+async def read_through(
+    cache: Cache, namespace: str, key: str, ttl: int, produce: Callable[[], Awaitable[object]]
+) -> tuple[bytes, bool]:
+    """``cached``, and whether the answer came from the cache (False when it was computed
+    for this call or for concurrent identical calls that shared one computation)."""
     full_key = f"{namespace}:{key}"
     try:
         hit = await cache.get(full_key)
     except CacheUnavailable:
         CACHE_REQUESTS.labels(namespace, "error").inc()
-        return orjson.dumps(await produce())
+        return orjson.dumps(await produce()), False
     if hit is not None:
         CACHE_REQUESTS.labels(namespace, "hit").inc()
-        return hit
+        return hit, True
     CACHE_REQUESTS.labels(namespace, "miss").inc()
 
     async def fill() -> bytes:
@@ -241,7 +249,7 @@ async def cached(
             await cache.set(full_key, body, ttl)
         return body
 
-    return await _flights.setdefault(cache, SingleFlight()).do(full_key, fill)
+    return await _flights.setdefault(cache, SingleFlight()).do(full_key, fill), False
 
 
 async def generation(cache: Cache, namespace: str) -> str:

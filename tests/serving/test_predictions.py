@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
@@ -65,10 +66,12 @@ async def test_demand_forecast_from_platform_data_then_cached(
     ]
     assert all(min(d["p10"], d["p50"], d["p90"]) >= 0 for d in answer["forecast"])
     assert answer["forecast"][0]["p50"] > 0  # the series trades ~200 kg a day
+    assert (answer["history_days"], answer["history_days_with_data"]) == (56, 56)
+    assert answer["cached"] is False
 
     before = hits()
     again = await client.post("/v1/predictions/demand", json=body, headers=headers)
-    assert again.status_code == 200 and again.json() == answer
+    assert again.status_code == 200 and again.json() == answer | {"cached": True}
     assert hits() == before + 1
 
     # The same window sent in the request: the same numbers, computed from the request.
@@ -81,8 +84,22 @@ async def test_demand_forecast_from_platform_data_then_cached(
     )
     assert sent.status_code == 200, sent.text
     assert sent.json()["history_source"] == "request"
+    assert sent.json()["cached"] is False
     for ours, theirs in zip(sent.json()["forecast"], answer["forecast"], strict=True):
         assert abs(ours["p50"] - theirs["p50"]) <= 1e-3 * max(1.0, theirs["p50"])
+
+
+async def test_a_series_without_data_says_so(
+    client: httpx.AsyncClient, actors: dict[Role, Actor]
+) -> None:
+    body = {"crop": "Onion", "region": " ULSAN ", "as_of": AS_OF.isoformat(), "horizon_days": 3}
+    response = await client.post(
+        "/v1/predictions/demand", json=body, headers=actors[Role.buyer].headers
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["crop"], answer["region"]) == ("onion", "ulsan")  # slugs ignore case
+    assert (answer["history_source"], answer["history_days_with_data"]) == ("none", 0)
 
 
 async def test_demand_bad_requests(client: httpx.AsyncClient, actors: dict[Role, Actor]) -> None:
@@ -100,6 +117,19 @@ async def test_demand_bad_requests(client: httpx.AsyncClient, actors: dict[Role,
         assert response.json()["error"]["code"] == "invalid_input"
     anonymous = await client.post("/v1/predictions/demand", json=ok)
     assert anonymous.status_code == 401
+
+    unknown = await client.post(
+        "/v1/predictions/demand", json=ok | {"crop": "durian"}, headers=headers
+    )
+    error = unknown.json()["error"]
+    assert error["message"].startswith("body.crop: unknown crop 'durian'; valid values: ")
+    assert unknown.text.count("napa_cabbage") == 1  # listed once
+    assert error["details"] == [
+        {"loc": ["body", "crop"], "msg": "unknown crop 'durian'", "type": "unknown_value"}
+    ]
+    untyped = await client.post("/v1/predictions/demand", content=orjson.dumps(ok), headers=headers)
+    assert untyped.status_code == 422
+    assert "Content-Type: application/json" in untyped.json()["error"]["message"]
 
 
 async def test_esg_scores_a_stored_farm_and_records_it(
@@ -121,6 +151,8 @@ async def test_esg_scores_a_stored_farm_and_records_it(
         assert 0 <= q["p10"] <= 100 and 0 <= q["p90"] <= 100
     assert 0 < scored["reported_share"] < 1
     assert scored["methodology"]["grade"]
+    assert scored["cached"] is False
+    _assert_readable(scored)
     async with app.state.pamtalk.sessions() as session:
         stored = await session.get(EsgAssessment, scored["assessment_id"])
         assert stored is not None
@@ -138,14 +170,31 @@ async def test_esg_profile_is_scored_not_stored(
     assert response.json()["assessment_id"] is None
     async with app.state.pamtalk.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(EsgAssessment)) == 0
-    for bad, status in (
-        ({}, 422),
-        (profile | {"farm_id": 1}, 422),
-        ({"practices": {"renewable_share": 3}}, 422),
-        ({"farm_id": 987654}, 404),
+    again = await client.post("/v1/esg/score", json=profile, headers=headers)
+    assert again.json() == response.json() | {"cached": True}
+    for bad, status, says in (
+        ({}, 422, "the body had neither"),
+        (profile | {"farm_id": 1}, 422, "not both"),
+        ({"practices": {"renewable_share": 3}}, 422, "renewable_share"),
+        ({"farm_id": 987654}, 404, "not found"),
     ):
         refused = await client.post("/v1/esg/score", json=bad, headers=headers)
         assert refused.status_code == status, (bad, refused.text)
+        assert says in refused.json()["error"]["message"], refused.text
+
+
+def _assert_readable(value: Any) -> None:
+    """Every float of an answer is rounded as shown, and no server path is exposed."""
+    if isinstance(value, dict):
+        for item in value.values():
+            _assert_readable(item)
+    elif isinstance(value, list):
+        for item in value:
+            _assert_readable(item)
+    elif isinstance(value, float):
+        assert value == float(f"{value:.6g}"), value
+    elif isinstance(value, str):
+        assert "/tmp" not in value and "/shared/" not in value and "/work" not in value, value
 
 
 async def test_new_champion_swaps_in_under_load_without_failures(
@@ -214,5 +263,5 @@ async def test_concurrent_identical_misses_run_one_inference(
         *(client.post("/v1/predictions/demand", json=body, headers=headers) for _ in range(12))
     )
     assert {r.status_code for r in answers} == {200}
-    assert len({r.content for r in answers}) == 1
+    assert len({r.content.replace(b'"cached":true', b'"cached":false') for r in answers}) == 1
     assert REGISTRY.get_sample_value("predictions_total", labels) == before + 1
