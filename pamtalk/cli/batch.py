@@ -49,7 +49,7 @@ def score(
 
 @app.command("resume")
 def resume(
-    job_id: int,
+    job_id: Annotated[int, typer.Argument(help="the job's id (pamtalk batch score prints it)")],
     wait: Annotated[bool, typer.Option(help="follow the job until it ends")] = False,
 ) -> None:
     """Run a job's unfinished chunks again (lost by a broker or a cut-off process, or failed
@@ -112,6 +112,9 @@ def _follow(start: Callable[[BatchContext], Awaitable[int]], wait: bool) -> None
         raise typer.Exit(1)
 
 
+LogLevel = Annotated[str, typer.Option(help="Celery's log level: DEBUG, INFO, WARNING, ERROR")]
+
+
 def _celery_app(kind: str, loglevel: str) -> tuple[object, list[str]]:
     """The Celery app built from this process's settings, and the argv to start ``kind``."""
     settings = Settings()
@@ -128,14 +131,14 @@ def worker(
     queues: Annotated[str, typer.Option(help="comma-separated")] = (
         "prediction_requests,analytics_data,notification_events"
     ),
-    loglevel: str = "INFO",
+    loglevel: LogLevel = "INFO",
 ) -> None:
     """A Celery worker for batch chunks and background jobs."""
     celery, argv = _celery_app("worker", loglevel)
     celery.worker_main([*argv, "-Q", queues, "--concurrency", str(concurrency)])  # type: ignore[attr-defined]
 
 
-def beat(loglevel: str = "INFO") -> None:
+def beat(loglevel: LogLevel = "INFO") -> None:
     """The Celery beat scheduler: nightly scoring at 02:00 Asia/Seoul."""
     celery, argv = _celery_app("beat", loglevel)
     schedule = Path("var/celerybeat-schedule")

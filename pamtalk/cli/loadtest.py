@@ -37,7 +37,8 @@ def loadtest(
         int, typer.Option(min=1, help="demo buyers and farmers to send as (API keys)")
     ] = 20,
     slo: Annotated[
-        Path | None, typer.Option(help="TOML file overriding the SLOs ([seed], [ours.SCENARIO])")
+        Path | None,
+        typer.Option(help=r"TOML file overriding the SLOs (tables \[seed] and \[ours.SCENARIO])"),
     ] = None,
     password: Annotated[str, typer.Option(help="the demo users' password")] = DEMO_PASSWORD,
 ) -> None:

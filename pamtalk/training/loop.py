@@ -99,7 +99,7 @@ def fit(
             list(train(epoch)),
             desc=f"{desc} epoch {epoch + 1}/{config.epochs}",
             leave=False,
-            disable=not config.progress,
+            disable=None if config.progress else True,  # None: no bar when not a terminal
         )
         for batch in batches:
             loss = loss_fn(model, batch)
