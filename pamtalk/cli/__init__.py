@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from pamtalk.cli import batch, db, gpu, loadtest, models, serve, train
+from pamtalk.cli import batch, db, gpu, ledger, loadtest, models, serve, train
 
 app = typer.Typer(help="PAM-TALK serving: API, models, batch scoring.", no_args_is_help=True)
 app.command()(db.init)
@@ -19,6 +19,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(models.app, name="models")
 app.add_typer(batch.app, name="batch")
 app.add_typer(gpu.app, name="gpu")
+app.add_typer(ledger.app, name="ledger")
 
 if __name__ == "__main__":
     app()

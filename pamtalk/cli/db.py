@@ -11,6 +11,7 @@ from pamtalk.cli.common import TRAIN_DIR
 from pamtalk.db import manage
 from pamtalk.db.seed import ADMIN_EMAIL, DEMO_PASSWORD, SeedSize
 from pamtalk.errors import Conflict, Forbidden
+from pamtalk.ledger import ops
 from pamtalk.settings import Settings
 
 app = typer.Typer(help="Database schema and demo data.", no_args_is_help=True)
@@ -18,7 +19,7 @@ app = typer.Typer(help="Database schema and demo data.", no_args_is_help=True)
 
 def _seed(settings: Settings, size: SeedSize) -> None:
     typer.echo("seeding demo data ...")
-    counts = asyncio.run(manage.seed_database(settings, size))
+    counts = asyncio.run(ops.seed_database(settings, size))
     typer.echo("seeded " + ", ".join(f"{n} {what}" for what, n in counts.items()))
     typer.echo(
         f"demo logins: {ADMIN_EMAIL}, farmer1@pamtalk.local, buyer1@pamtalk.local, "

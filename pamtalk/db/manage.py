@@ -15,7 +15,7 @@ from pamtalk.settings import Settings
 
 
 @asynccontextmanager
-async def _session(settings: Settings) -> AsyncIterator[AsyncSession]:
+async def open_session(settings: Settings) -> AsyncIterator[AsyncSession]:
     engine = create_engine(settings)
     try:
         async with create_session_factory(engine)() as session:
@@ -32,20 +32,22 @@ async def upgrade_database(settings: Settings) -> None:
         await engine.dispose()
 
 
-async def seed_database(settings: Settings, size: seed.SeedSize) -> dict[str, int]:
-    """Demo data into an empty database. Refused in prod (Forbidden) and on a database that
-    already has farms (Conflict)."""
+async def seed_database(
+    settings: Settings, size: seed.SeedSize, ledger: seed.SeedHook | None = None
+) -> dict[str, int]:
+    """Demo data into an empty database (``ledger``: see ``seed.seed``). Refused in prod
+    (Forbidden) and on a database that already has farms (Conflict)."""
     if settings.env == "prod":
         raise Forbidden("PAMTALK_ENV=prod refuses demo users and data")
-    async with _session(settings) as session:
+    async with open_session(settings) as session:
         if not await seed.is_empty(session):
             raise Conflict("the database already has farms; not seeding")
-        return await seed.seed(session, size)
+        return await seed.seed(session, size, ledger=ledger)
 
 
 async def daily_demand(settings: Settings) -> list[demand.DailyRow]:
     """The whole daily demand aggregate (crop, region, day, quantity_g, value_krw), for training."""
-    async with _session(settings) as session:
+    async with open_session(settings) as session:
         return await demand.daily_rows(session)
 
 
@@ -53,5 +55,5 @@ async def register_admin_key(settings: Settings) -> bool:
     """Make PAMTALK_ADMIN_API_KEY a valid admin key; True if it was new."""
     if not settings.admin_api_key:
         return False
-    async with _session(settings) as session:
+    async with open_session(settings) as session:
         return await seed.ensure_admin_api_key(session, settings.admin_api_key)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import accumulate
@@ -23,6 +23,7 @@ from pamtalk.db.types import utcnow
 from pamtalk.domain import CROPS, KST
 from pamtalk.security import digest, hash_password_sync
 
+SeedHook = Callable[[AsyncSession], Awaitable[object]]
 DEMO_PASSWORD = "pamtalk-demo"
 ADMIN_EMAIL = "admin@pamtalk.local"
 
@@ -116,9 +117,15 @@ async def is_empty(session: AsyncSession) -> bool:
 
 
 async def seed(
-    session: AsyncSession, size: SeedSize = SeedSize(), rng_seed: int = 7, today: date | None = None
+    session: AsyncSession,
+    size: SeedSize = SeedSize(),
+    rng_seed: int = 7,
+    today: date | None = None,
+    ledger: SeedHook | None = None,
 ) -> dict[str, int]:
-    """Fill an empty database with demo data in one transaction; returns row counts."""
+    """Fill an empty database with demo data in one transaction; returns row counts.
+    ``ledger`` runs in that transaction after the rows are in (pamtalk.ledger appends the
+    transactions to its chain there: this layer cannot import it)."""
     rng = random.Random(rng_seed)
     today = today or utcnow().astimezone(KST).date()
     password_hash = hash_password_sync(DEMO_PASSWORD)  # one hash: Argon2 is slow by design
@@ -195,6 +202,8 @@ async def seed(
             for (c, r, d), (q, v, n) in demand.items()
         ],
     )
+    if ledger is not None:
+        await ledger(session)
     await session.commit()
     return {
         "users": len(users),

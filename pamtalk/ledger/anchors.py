@@ -26,15 +26,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pamtalk.db.models import LedgerAnchor, LedgerEntry
+from pamtalk.db.models import Base, LedgerAnchor, LedgerEntry
 from pamtalk.db.types import utcnow
 from pamtalk.ledger import head, merkle
 from pamtalk.settings import Settings
 
 Receipt = dict[str, Any]
+COMMIT_EVERY = 50
 
 
 class Anchor(Protocol):
@@ -117,7 +118,7 @@ async def seal_due(
     now = now or utcnow()
     at = await head.lock(session)
     if not at.pending or not (force or policy.due(at, now)):
-        await session.rollback()
+        await session.commit()  # nothing written: ends the lock (rollback would expire)
         return None
     anchor_id, at = await seal(session, at, now)
     await head.save(session, at)
@@ -148,8 +149,8 @@ def _sealed(first: int, hashes: Sequence[str], now: datetime) -> Receipt:
 
 async def submit_pending(session: AsyncSession, sink: Anchor | None = None) -> int:
     """Hand every anchor without a receipt to the sink, oldest first; returns how many were
-    submitted. Each receipt is committed as it comes; one kept by a concurrent submitter
-    first is not overwritten."""
+    submitted. Receipts are committed every ``COMMIT_EVERY`` (a crash re-submits at most
+    that many); one kept by a concurrent submitter first is not overwritten."""
     sink = sink or LocalAnchor()
     pending = (
         await session.execute(
@@ -158,13 +159,22 @@ async def submit_pending(session: AsyncSession, sink: Anchor | None = None) -> i
             .order_by(LedgerAnchor.id)
         )
     ).all()
-    await session.rollback()  # no transaction (nor SQLite's write lock) held while sending
-    for anchor_id, root, first, last in pending:
-        receipt = await asyncio.to_thread(sink.submit, bytes.fromhex(root), first, last)
-        await session.execute(
-            update(LedgerAnchor)
-            .where(LedgerAnchor.id == anchor_id, LedgerAnchor.receipt.is_(None))
-            .values(sink=sink.name, receipt=receipt, submitted_at=utcnow())
-        )
+    await session.commit()  # no transaction (nor SQLite's write lock) held while sending
+    table = Base.metadata.tables[LedgerAnchor.__tablename__]
+    store = (
+        update(table)
+        .where(table.c.id == bindparam("anchor_id"), table.c.receipt.is_(None))
+        .values(sink=sink.name, receipt=bindparam("got"), submitted_at=bindparam("at"))
+    )
+    for start in range(0, len(pending), COMMIT_EVERY):
+        receipts = [
+            {
+                "anchor_id": anchor_id,
+                "got": await asyncio.to_thread(sink.submit, bytes.fromhex(root), first, last),
+                "at": utcnow(),
+            }
+            for anchor_id, root, first, last in pending[start : start + COMMIT_EVERY]
+        ]
+        await session.execute(store, receipts)
         await session.commit()
     return len(pending)

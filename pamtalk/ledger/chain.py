@@ -14,16 +14,16 @@ from datetime import datetime
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pamtalk.db.models import LedgerEntry, Transaction
+from pamtalk.db.models import Base, LedgerEntry, Transaction
 from pamtalk.db.types import utcnow
 from pamtalk.ledger import anchors, head
-from pamtalk.ledger.record import TransactionLike, canonical, columns, entry_hash
+from pamtalk.ledger.record import canonical, canonical_values, columns, entry_hash
 
 BULK_ROWS = 5000
 
 
 async def append(
-    session: AsyncSession, tx: TransactionLike, policy: anchors.Policy, now: datetime | None = None
+    session: AsyncSession, tx: Transaction, policy: anchors.Policy, now: datetime | None = None
 ) -> int | None:
     """Ledger ``tx``; returns the id of the anchor this append sealed, if it sealed one (then
     ``anchors.submit_pending`` after commit hands it to the sink)."""
@@ -56,9 +56,16 @@ async def append_unledgered(
         .where(LedgerEntry.seq.is_(None))
         .order_by(Transaction.id)
     )
+    pending = list(
+        await session.scalars(
+            select(LedgerEntry.hash)
+            .where(LedgerEntry.seq > at.anchored_seq)
+            .order_by(LedgerEntry.seq)
+        )
+    )
     entries = []
-    for tx in rows:  # result rows named as the columns: TransactionLike
-        digest = entry_hash(at.hash, canonical(tx))
+    for tx in rows:
+        digest = entry_hash(at.hash, canonical_values(tx))
         entries.append(
             {
                 "seq": at.seq + 1,
@@ -69,25 +76,14 @@ async def append_unledgered(
             }
         )
         at = at.appended(digest, now)
+    table = Base.metadata.tables[LedgerEntry.__tablename__]  # Core: the ORM bulk path is slower
     for start in range(0, len(entries), BULK_ROWS):
-        await session.execute(insert(LedgerEntry), entries[start : start + BULK_ROWS])
-    await _seal_bulk(session, at, policy, now)
-    return len(entries)
-
-
-async def _seal_bulk(
-    session: AsyncSession, at: head.Head, policy: anchors.Policy, now: datetime
-) -> None:
-    hashes = list(
-        await session.scalars(
-            select(LedgerEntry.hash)
-            .where(LedgerEntry.seq > at.anchored_seq)
-            .order_by(LedgerEntry.seq)
-        )
-    )
-    rows = anchors.sealed_rows(at.anchored_seq + 1, hashes, policy.every, now)
-    await anchors.insert_anchors(session, rows)
-    if rows:
-        last = rows[-1]["last"]
+        await session.execute(insert(table), entries[start : start + BULK_ROWS])
+    pending += [entry["hash"] for entry in entries]
+    sealed = anchors.sealed_rows(at.anchored_seq + 1, pending, policy.every, now)
+    await anchors.insert_anchors(session, sealed)
+    if sealed:
+        last = sealed[-1]["last"]
         at = replace(at, anchored_seq=last, pending_since=now if at.seq > last else None)
     await head.save(session, at)
+    return len(entries)

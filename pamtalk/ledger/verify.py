@@ -10,15 +10,16 @@ restating its anchor), and transactions that are in no entry at all.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pamtalk.db.models import LedgerAnchor, LedgerEntry, LedgerHead, Transaction
 from pamtalk.ledger import merkle
 from pamtalk.ledger.anchors import receipt_problem
 from pamtalk.ledger.head import HEAD_ID
-from pamtalk.ledger.record import GENESIS, canonical, columns, entry_hash
+from pamtalk.ledger.record import FIELDS, GENESIS, canonical_values, columns, entry_hash
 
 BATCH = 5000
 
@@ -71,28 +72,34 @@ class _Walk:
     def report(self, anchors: int, problem: str | None) -> Report:
         return Report(self.start, len(self.hashes), anchors, problem)
 
+    def _step(self, row: Row[Any], prev: str) -> str | None:
+        expected = self.last + 1
+        if row.seq != expected:
+            return f"entry {expected} is missing (the next entry is {row.seq})"
+        what = f"entry {row.seq} (transaction {row.entry_tx})"
+        if row.prev_hash != prev:
+            return f"{what} does not link to entry {row.seq - 1}: entries inserted or reordered"
+        if row.id is None:
+            return f"{what}: the transaction no longer exists"
+        if entry_hash(prev, canonical_values(row[: len(FIELDS)])) != row.hash:
+            return f"{what}: its hash does not match the transaction as it is now"
+        self.hashes.append(row.hash)
+        return None
+
     async def chain(self, session: AsyncSession, prev: str) -> str | None:
         query = (
-            select(LedgerEntry.seq, LedgerEntry.prev_hash, LedgerEntry.hash, *columns())
-            .outerjoin(Transaction, Transaction.id == LedgerEntry.transaction_id)
+            select(*columns(), LedgerEntry.seq, LedgerEntry.prev_hash, LedgerEntry.hash)
             .add_columns(LedgerEntry.transaction_id.label("entry_tx"))
+            .outerjoin(Transaction, Transaction.id == LedgerEntry.transaction_id)
             .where(LedgerEntry.seq >= self.start)
             .order_by(LedgerEntry.seq)
         )
-        async for row in await session.stream(query.execution_options(yield_per=BATCH)):
-            expected = self.last + 1
-            what = f"entry {expected}"
-            if row.seq != expected:
-                return f"{what} is missing (the next entry is {row.seq})"
-            what = f"entry {row.seq} (transaction {row.entry_tx})"
-            if row.prev_hash != prev:
-                return f"{what} does not link to entry {row.seq - 1}: entries inserted or reordered"
-            if row.id is None:
-                return f"{what}: the transaction no longer exists"
-            if entry_hash(prev, canonical(row)) != row.hash:
-                return f"{what}: its hash does not match the transaction as it is now"
-            self.hashes.append(row.hash)
-            prev = row.hash
+        result = await session.stream(query.execution_options(yield_per=BATCH))
+        async for rows in result.partitions():
+            for row in rows:
+                if problem := self._step(row, prev):
+                    return problem
+                prev = row.hash
         return None
 
 

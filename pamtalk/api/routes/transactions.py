@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from sqlalchemy import select, tuple_
 
 from pamtalk.api import pagination
-from pamtalk.api.deps import CurrentUser, DbDep, PathId, TransactionWriter
+from pamtalk.api.deps import CurrentUser, DbDep, PathId, SettingsDep, TransactionWriter
 from pamtalk.api.responses import JSONResponse
 from pamtalk.api.schemas.common import CropSlug, Id
 from pamtalk.api.schemas.transactions import TransactionCreate, TransactionPage, TransactionPublic
@@ -19,6 +19,7 @@ from pamtalk.db.types import utcnow
 from pamtalk.db.upsert import add_to_demand, insert_for
 from pamtalk.domain import KST
 from pamtalk.errors import Conflict, Forbidden, InvalidInput, NotFound
+from pamtalk.ledger import anchors, chain
 from pamtalk.security import digest
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
@@ -83,10 +84,12 @@ async def create_transaction(
     body: TransactionCreate,
     user: TransactionWriter,
     db: DbDep,
+    settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    """Record a purchase. The server computes the total and adds it to the daily demand
-    aggregate in the same database transaction."""
+    """Record a purchase. The server computes the total, adds it to the daily demand
+    aggregate and appends it to the tamper-evident ledger in the same database transaction.
+    Transactions are immutable: a correction is a new, compensating transaction."""
     buyer_id = await _buyer_for(body, user, db)
     request_hash = digest(
         orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode()
@@ -144,7 +147,11 @@ async def create_transaction(
             ],
         )
     )
+    # Last before commit: the ledger append holds the chain head lock until then.
+    sealed = await chain.append(db, tx, anchors.Policy.from_settings(settings), now)
     await db.commit()
+    if sealed is not None:
+        await anchors.submit_pending(db)
     return JSONResponse(public(tx), status_code=status.HTTP_201_CREATED)
 
 

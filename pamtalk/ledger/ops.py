@@ -1,0 +1,55 @@
+"""The ledger chores behind ``pamtalk ledger`` and ``pamtalk db seed``, each on its own
+database connection."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pamtalk.db import manage, seed
+from pamtalk.ledger import anchors, chain, verify
+from pamtalk.settings import Settings
+
+
+async def seed_database(settings: Settings, size: seed.SeedSize) -> dict[str, int]:
+    """``manage.seed_database`` with the demo transactions ledgered in the same database
+    transaction (in bulk), then the anchors' receipts."""
+    policy = anchors.Policy.from_settings(settings)
+    appended = 0
+
+    async def ledger(session: AsyncSession) -> None:
+        nonlocal appended
+        appended = await chain.append_unledgered(session, policy)
+
+    counts = await manage.seed_database(settings, size, ledger=ledger)
+    await submit(settings)
+    return {**counts, "ledger entries": appended}
+
+
+async def backfill(settings: Settings) -> int:
+    """Ledger the transactions that have no entry (those written before the ledger existed);
+    returns how many."""
+    async with manage.open_session(settings) as session:
+        appended = await chain.append_unledgered(session, anchors.Policy.from_settings(settings))
+        await session.commit()
+    await submit(settings)
+    return appended
+
+
+async def anchor(settings: Settings, force: bool = False) -> tuple[int | None, int]:
+    """Seal the pending entries if due (or any, with ``force``), then submit every anchor
+    still without a receipt; returns the new anchor's id and how many were submitted."""
+    async with manage.open_session(settings) as session:
+        sealed = await anchors.seal_due(
+            session, anchors.Policy.from_settings(settings), force=force
+        )
+        return sealed, await anchors.submit_pending(session)
+
+
+async def submit(settings: Settings) -> int:
+    async with manage.open_session(settings) as session:
+        return await anchors.submit_pending(session)
+
+
+async def check(settings: Settings, start: int = 1) -> verify.Report:
+    async with manage.open_session(settings) as session:
+        return await verify.verify(session, start)
