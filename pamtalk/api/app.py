@@ -21,6 +21,7 @@ from pamtalk.api.routes import (
     farms,
     health,
     jobs,
+    ledger,
     models,
     oip,
     predictions,
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs,
         models,
         oip,
+        ledger,
     ):
         app.include_router(module.router, responses=errors.RESPONSES)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
