@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import event
 
 from pamtalk import __version__
-from pamtalk.api import errors
+from pamtalk.api import docs, errors
 from pamtalk.api.background import start_background, stop_background
 from pamtalk.api.metrics import DB_POOL
 from pamtalk.api.middleware import RequestMiddleware
@@ -63,10 +63,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="PAM-TALK serving",
         version=__version__,
-        description="Farms, produce transactions, dashboard and model serving for PAM-TALK.",
+        description=docs.DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # docs.install: served from a package, not a CDN
+        redoc_url=None,
     )
     errors.install(app)
+    docs.install(app)
     for module in (
         health,
         auth,
