@@ -134,18 +134,25 @@ class Load:
         base = SCENARIOS[scenario]
         users = base.users if users is None else users
         rps = base.rps if rps is None else rps
+        if ramp is None:
+            # The scenario's ramp keeps its share of a shorter or longer run (basic: 60 s of
+            # 300, so 4 s of --duration 20), as its shape is the point, not its seconds.
+            ramp = base.ramp if duration is None else base.ramp * duration / base.duration
         duration = base.duration if duration is None else duration
-        ramp = base.ramp if ramp is None else ramp
         if users < 1:
             raise ValueError("users must be at least 1")
         if not rps > 0:
             raise ValueError("rps must be positive")
         if not 0 <= ramp < duration:
             raise ValueError(
-                f"the ramp ({ramp} s) must be shorter than the duration ({duration} s)"
+                f"the ramp (--ramp {ramp:g} s) must be shorter than the duration "
+                f"(--duration {duration:g} s)"
             )
         if duration - ramp < 1:
-            raise ValueError("leave at least 1 s of steady load after the ramp")
+            raise ValueError(
+                f"leave at least 1 s of steady load after the ramp: --ramp {ramp:g} s of "
+                f"--duration {duration:g} s"
+            )
         if greenlets is None:
             greenlets = min(users, max(MIN_GREENLETS, math.ceil(rps / REQUESTS_PER_GREENLET)))
         if not 1 <= greenlets <= users:

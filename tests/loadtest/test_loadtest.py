@@ -52,8 +52,12 @@ def test_users_map_to_locust_users_and_ramps() -> None:
 
     small = Load.plan("basic", users=5, rps=50)
     assert small.greenlets == 5 and small.rate_per_greenlet == 10
-    with pytest.raises(ValueError, match="shorter than the duration"):
+    with pytest.raises(ValueError, match=r"--ramp 10 s\) must be shorter than the duration"):
         Load.plan("basic", duration=10, ramp=10)
+    # a short run keeps the scenario's ramp share (basic: 60 s of 300) instead of refusing
+    assert Load.plan("basic", duration=20).ramp == 4
+    assert Load.plan("spike", duration=30).ramp == 3
+    assert Load.plan("basic", duration=20, ramp=0).ramp == 0
     with pytest.raises(ValueError, match="unknown scenario"):
         Load.plan("soak")
     with pytest.raises(ValueError, match="arrivals"):
