@@ -38,6 +38,8 @@ LOGIN_FAILURE_WINDOW = 900
 async def login(
     body: LoginRequest, request: Request, db: DbDep, cache: CacheDep, settings: SettingsDep
 ) -> SessionPublic:
+    """An opaque session token for ``Authorization: Bearer``, valid 30 minutes after its last
+    use. In dev the demo users' password is ``pamtalk-demo`` (e.g. buyer1@pamtalk.local)."""
     client = request.client.host if request.client else "-"
     failures_key = f"login-failures:{digest(f'{body.email}|{client}')}"
     if int(await cache.get(failures_key) or 0) >= MAX_LOGIN_FAILURES:
@@ -80,12 +82,14 @@ async def create_api_key(body: ApiKeyCreate, user: CurrentUser, db: DbDep) -> Ap
 
 @router.get("/api-keys", response_model=list[ApiKeyPublic])
 async def list_api_keys(user: CurrentUser, db: DbDep) -> list[ApiKey]:
+    """Your API keys (their names and prefixes; a key itself is shown only when created)."""
     rows = await db.scalars(select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.id))
     return list(rows)
 
 
 @router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_api_key(key_id: PathId, user: CurrentUser, db: DbDep, cache: CacheDep) -> Response:
+    """Revoke one of your API keys (admins: anyone's); it stops working at once."""
     row = await db.get(ApiKey, key_id)
     if row is None or (row.user_id != user.id and user.role != Role.admin):
         raise NotFound(f"API key {key_id} not found")

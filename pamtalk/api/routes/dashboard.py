@@ -28,6 +28,9 @@ TOP_CROPS = 10
 
 @router.get("", response_model=Dashboard)
 async def dashboard(db: DbDep, cache: CacheDep, settings: SettingsDep, _: CurrentUser) -> Response:
+    """Platform totals: farms by region and status, transactions of the last 7 and 30 days,
+    the top crops. Cached 60 s."""
+
     async def build() -> dict[str, object]:
         now = utcnow()
         today = now.astimezone(KST).date()

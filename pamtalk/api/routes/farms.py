@@ -43,6 +43,7 @@ def _check_owner(farm: Farm, user: Principal) -> None:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=FarmPublic)
 async def create_farm(body: FarmCreate, user: FarmWriter, db: DbDep, cache: CacheDep) -> Farm:
+    """Register a farm: farmers for themselves, admins for a farmer (``owner_id``)."""
     owner_id = user.id
     if body.owner_id is not None and body.owner_id != user.id:
         if user.role != Role.admin:
@@ -78,7 +79,8 @@ async def list_farms(
     limit: pagination.Limit = 50,
     cursor: pagination.Cursor = None,
 ) -> Response:
-    """Farms in id order. Cached for 300 s; any farm write makes the next read fresh."""
+    """Farms in id order. Cached for 300 s; any farm write makes the next read fresh. Follow
+    ``next_cursor`` with the same filters (a cursor used with other filters is a 400)."""
     if farm_status == FarmStatus.deleted:
         raise InvalidInput("deleted farms are not listed")
     filters = {
@@ -115,6 +117,7 @@ async def list_farms(
 
 @router.get("/{farm_id}", response_model=FarmPublic)
 async def get_farm(farm_id: PathId, db: DbDep, _: CurrentUser) -> Farm:
+    """One farm (deleted farms are not found)."""
     return await _get_live(db, farm_id)
 
 
@@ -122,6 +125,8 @@ async def get_farm(farm_id: PathId, db: DbDep, _: CurrentUser) -> Farm:
 async def update_farm(
     farm_id: PathId, body: FarmUpdate, user: FarmWriter, db: DbDep, cache: CacheDep
 ) -> Farm:
+    """Change a farm (its owner or an admin): only the fields sent; ``practices`` merge and
+    a null clears one practice."""
     farm = await _get_live(db, farm_id)
     _check_owner(farm, user)
     changes = body.model_dump(exclude_unset=True, exclude={"crops", "practices"})

@@ -23,6 +23,8 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 async def create_job(
     body: JobCreate, user: CurrentUser, db: DbDep, state: StateDep, response: Response
 ) -> dict[str, Any]:
+    """Queue a heavy prediction (``{"kind": "demand", "crop", "region"}`` or ``{"kind":
+    "esg", "farm_id"}``; admins: ``{"kind": "nightly"}``). 202 with ``Location``: poll it."""
     today = utcnow().astimezone(KST).date()
     ctx = state.batch
     job: BatchJob
@@ -47,6 +49,7 @@ async def create_job(
 
 @router.get("/{job_id}", response_model=JobPublic)
 async def get_job(job_id: PathId, user: CurrentUser, db: DbDep) -> dict[str, Any]:
+    """A job's status, progress and result. Your own jobs (admins, analysts: all)."""
     job = await db.get(BatchJob, job_id)
     # Someone else's job is "not found": its existence is not theirs to learn.
     if job is None or (user.role not in (Role.admin, Role.analyst) and job.created_by != user.id):

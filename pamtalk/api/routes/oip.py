@@ -74,6 +74,7 @@ async def server_metadata() -> wire.ServerMetadata:
 
 @router.get("/health/live", response_model=wire.Live)
 async def server_live() -> wire.Live:
+    """Open Inference Protocol: the server process is up."""
     return wire.Live(live=True)
 
 
@@ -97,6 +98,7 @@ async def model_metadata(name: str, predictor: PredictorDep) -> wire.ModelMetada
 async def model_version_metadata(
     name: str, version: str, predictor: PredictorDep
 ) -> wire.ModelMetadata:
+    """Open Inference Protocol: a served version's inputs and outputs (names, shapes)."""
     info = predictor.metadata(name, version)
     return codec.model_metadata(info.contract, info.versions)
 

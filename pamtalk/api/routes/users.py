@@ -44,4 +44,5 @@ async def create_user(
 
 @router.get("/me", response_model=UserPublic)
 async def me(user: CurrentUser, db: DbDep) -> User:
+    """The user the credential belongs to."""
     return await db.get_one(User, user.id)
