@@ -99,6 +99,7 @@ class RolloutPublic(Schema):
     reason: str | None
     created_by: str
     created_at: datetime
+    updated_at: datetime
 
 
 class EventPublic(Schema):
