@@ -15,13 +15,15 @@ implement ``submit`` to send a TimeStampReq (RFC 3161 section 2.4.1) whose messa
 is SHA-256 over the 32-byte root, and return ``{"sink": "rfc3161", "token": <base64
 TimeStampToken>}``; to anchor on a public chain, write the root into a transaction (for
 instance an OP_RETURN output or a contract call) and return its transaction id. Then pass
-that sink to ``submit_pending``. Receipts are JSON objects with at least ``"sink"``.
+that sink to ``submit_pending``, and add a check of its receipts to ``RECEIPT_CHECKS``
+(verify and verify-proof refuse receipts they cannot check). Receipts are JSON objects with
+at least ``"sink"``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -63,17 +65,30 @@ def local_receipt(root: str, first: int, last: int) -> Receipt:
     return {"sink": LocalAnchor.name, "root": root, "first": first, "last": last}
 
 
+def _local_problem(receipt: Receipt, root: str, first: int, last: int) -> str | None:
+    if receipt != local_receipt(root, first, last):
+        return "the local receipt does not restate the anchor"
+    return None
+
+
+# How each sink's receipts are checked: an adapter adds its own (an RFC 3161 one checks the
+# token's signature and that its messageImprint is SHA-256 of the root).
+RECEIPT_CHECKS: dict[str, Callable[[Receipt, str, int, int], str | None]] = {
+    LocalAnchor.name: _local_problem
+}
+
+
 def receipt_problem(receipt: Any, root: str, first: int, last: int) -> str | None:
-    """What is wrong with an anchor's receipt, if anything that can be checked here: it is
-    null (not submitted yet) or an object naming its sink, and a local one restates the
-    anchor. Other sinks' receipts are checked with those sinks."""
+    """What is wrong with an anchor's receipt: it must be null (not submitted yet) or an
+    object naming a sink whose check (``RECEIPT_CHECKS``) it passes."""
     if receipt is None:
         return None
     if not isinstance(receipt, dict) or not isinstance(receipt.get("sink"), str):
         return "the receipt must be null or an object naming its sink"
-    if receipt["sink"] == LocalAnchor.name and receipt != local_receipt(root, first, last):
-        return "the local receipt does not restate the anchor"
-    return None
+    check = RECEIPT_CHECKS.get(receipt["sink"])
+    if check is None:
+        return f"no check is installed for receipts of sink {receipt['sink']!r}"
+    return check(receipt, root, first, last)
 
 
 @dataclass(frozen=True)

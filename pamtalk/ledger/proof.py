@@ -12,12 +12,12 @@ A proof is one JSON object (``FORMAT``)::
      "path": ["<64 hex>", ...]}            # RFC 6962 audit path, leaf side first
 
 and it holds when: the record is canonical and is transaction ``transaction_id``;
-``hash = SHA-256(prev_hash || record)``; and the audit path leads from leaf ``hash`` at
-index ``position - first`` of a tree of ``last - first + 1`` leaves to ``root`` (see
-:mod:`pamtalk.ledger.merkle`). A local receipt must restate that root and range; another
-sink's receipt is shown for checking with that sink. Every field is bound by one of these
-checks, and anything else in the object (an unknown or repeated key, upper-case hex) is
-refused, so that changing any byte of a proof makes it fail.
+``hash = SHA-256(prev_hash || record)``; the audit path leads from leaf ``hash`` at index
+``position - first`` of a tree of ``last - first + 1`` leaves to ``root`` (see
+:mod:`pamtalk.ledger.merkle`); and the receipt is null (not submitted yet) or passes its
+sink's check (a local receipt restates the root and range). Every field is bound by one of
+these checks, and anything else in the object (an unknown or repeated key, upper-case hex)
+is refused, so that changing any byte of a proof makes it fail.
 """
 
 from __future__ import annotations
