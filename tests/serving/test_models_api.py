@@ -415,3 +415,45 @@ async def test_rollout_refusals_and_controls(
         assert answer.status_code == expected, (command, answer.text)
     assert answer.json()["state"] == "aborted"
     assert promote.rollout(registry, ESG_NAME).challenger is None
+
+
+async def test_a_shadow_rollout_rolls_back_on_divergence(
+    app: FastAPI, rollout_settings: Settings, users: list[Actor], tmp_path: Path
+) -> None:
+    """In shadow mode the champion answers everything and the challenger scores copies; a
+    challenger whose answers drift from the champion's past the limit is rolled back."""
+    from pamtalk.registry import publish
+
+    registry = store.connect(rollout_settings)
+    _, v2 = await asyncio.to_thread(  # one epoch: other numbers than the champion's
+        publish.train_and_register,
+        registry,
+        rollout_settings,
+        "esg",
+        out_dir=tmp_path / "v2",
+        tiny=True,
+        epochs=1,
+    )
+    gates = rollouts.Gates(max_p99_ratio=50.0, max_shadow_divergence=1e-6)
+    async with api(rollout_settings) as worker:
+        rollout_id = await start(
+            worker,
+            rollout_settings,
+            v2,
+            steps=[50, 100],
+            step_seconds=0.2,
+            min_requests=5,
+            gates=gates,
+            shadow=True,
+        )
+        for _ in range(30):
+            await traffic(worker, users, 24)
+            await asyncio.sleep(0.3)  # shadow scoring runs in the background
+            await drive(worker, rollout_settings)
+            if (await state_of(worker, rollout_id)).state != "running":
+                break
+        found = await state_of(worker, rollout_id)
+    assert found.state == "rolled_back", found.readings
+    assert "shadow divergence" in (found.reason or "")
+    divergence = found.readings[-1]["gates"]["gates"]["shadow_divergence"]
+    assert divergence["value"] > divergence["limit"]
