@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
@@ -85,28 +86,23 @@ async def test_an_altered_entry_hash_and_a_recomputed_chain_break_the_anchor(
     assert report.problem.endswith("its root does not match its entries")
 
 
+@pytest.mark.parametrize(
+    ("seq", "problem"),
+    [
+        (4, "entry 4 is missing (the next entry is 5)"),
+        (12, "entry 12 is missing: the chain head is at entry 12"),
+    ],
+)
 async def test_a_deleted_entry(
-    app: FastAPI, client: httpx.AsyncClient, actors: dict[Role, Actor]
+    app: FastAPI, client: httpx.AsyncClient, actors: dict[Role, Actor], seq: int, problem: str
 ) -> None:
     _, txs = await sales(client, actors, 12)
     await sql(
         app,
-        "DELETE FROM ledger_entries WHERE seq = 4",
-        f"DELETE FROM transactions WHERE id = {txs[3]['id']}",
+        f"DELETE FROM ledger_entries WHERE seq = {seq}",
+        f"DELETE FROM transactions WHERE id = {txs[seq - 1]['id']}",
     )
-    assert (await check(app)).problem == "entry 4 is missing (the next entry is 5)"
-
-
-async def test_a_deleted_last_entry(
-    app: FastAPI, client: httpx.AsyncClient, actors: dict[Role, Actor]
-) -> None:
-    _, txs = await sales(client, actors, 12)
-    await sql(
-        app,
-        "DELETE FROM ledger_entries WHERE seq = 12",
-        f"DELETE FROM transactions WHERE id = {txs[11]['id']}",
-    )
-    assert (await check(app)).problem == "entry 12 is missing: the chain head is at entry 12"
+    assert (await check(app)).problem == problem
 
 
 async def test_an_inserted_transaction(

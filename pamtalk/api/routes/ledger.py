@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from sqlalchemy import select
 
 from pamtalk.api.deps import CurrentUser, DbDep, PathId, SettingsDep
 from pamtalk.api.responses import JSONResponse
+from pamtalk.api.routes.transactions import is_party
 from pamtalk.api.schemas.ledger import LedgerProof
-from pamtalk.db.models import Farm, Role, Transaction
+from pamtalk.db.models import Role, Transaction
 from pamtalk.errors import NotFound
 from pamtalk.ledger import anchors, proof
 
@@ -29,14 +29,7 @@ async def transaction_proof(
     minutes: before that the answer is 409 `not_anchored` (an overdue anchor is sealed by
     this request)."""
     tx = await db.get(Transaction, transaction_id)
-    allowed = tx is not None and (
-        user.role == Role.admin
-        or tx.buyer_id == user.id
-        or (
-            user.role == Role.farmer
-            and await db.scalar(select(Farm.owner_id).where(Farm.id == tx.farm_id)) == user.id
-        )
-    )
+    allowed = tx is not None and (user.role == Role.admin or await is_party(tx, user, db))
     if tx is None or not allowed:
         raise NotFound(f"transaction {transaction_id} not found")
     try:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from sqlalchemy import select, tuple_
 
 from pamtalk.api import pagination
+from pamtalk.api.auth import Principal
 from pamtalk.api.deps import CurrentUser, DbDep, PathId, SettingsDep, TransactionWriter
 from pamtalk.api.responses import JSONResponse
 from pamtalk.api.schemas.common import CropSlug, Id
@@ -211,16 +212,20 @@ async def list_transactions(
 async def get_transaction(transaction_id: PathId, user: CurrentUser, db: DbDep) -> Response:
     tx = await db.get(Transaction, transaction_id)
     visible = tx is not None and (
-        user.role in (Role.analyst, Role.admin)
-        or tx.buyer_id == user.id
-        or (
-            user.role == Role.farmer
-            and await db.scalar(select(Farm.owner_id).where(Farm.id == tx.farm_id)) == user.id
-        )
+        user.role in (Role.analyst, Role.admin) or await is_party(tx, user, db)
     )
     if tx is None or not visible:
         raise NotFound(f"transaction {transaction_id} not found")
     return JSONResponse(public(tx))
+
+
+async def is_party(tx: Transaction, user: Principal, db: DbDep) -> bool:
+    """Whether ``user`` is the transaction's buyer or the owner of its farm."""
+    if tx.buyer_id == user.id:
+        return True
+    if user.role != Role.farmer:
+        return False
+    return await db.scalar(select(Farm.owner_id).where(Farm.id == tx.farm_id)) == user.id
 
 
 def _utc(moment: datetime | None) -> datetime | None:
