@@ -1,6 +1,7 @@
-"""The API process's periodic work: adding its serving figures to the database, and
-judging running rollouts (every worker does both; rollout transitions are conditional
-updates, so they never double-step)."""
+"""The API process's periodic work: adding its serving figures to the database, sealing
+ledger anchors that are due, and judging running rollouts (every worker does all three;
+rollout transitions are conditional updates, so they never double-step; anchors are sealed
+under the chain head lock)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from pamtalk.api.state import AppState
+from pamtalk.ledger import anchors
 from pamtalk.registry import rollouts
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,15 @@ def start_background(state: AppState) -> list[asyncio.Task[None]]:
         await flush()  # this worker's latest figures count in its own judgement
         await rollouts.tick(await predictor.registry(), state.sessions)
 
+    policy = anchors.Policy.from_settings(settings)
+
+    async def anchor() -> None:  # seals anchors on time when no write comes to do it
+        async with state.sessions() as session:
+            await anchors.settle(session, policy)
+
     tasks = [asyncio.create_task(_every(settings.serving_counters_flush_s, flush, "counter flush"))]
+    anchor_s = policy.max_age.total_seconds() / 4
+    tasks.append(asyncio.create_task(_every(anchor_s, anchor, "ledger anchoring")))
     if settings.rollout_tick_s > 0:
         tasks.append(asyncio.create_task(_every(settings.rollout_tick_s, judge, "rollout tick")))
     return tasks

@@ -3,11 +3,12 @@ and handed to an anchor sink.
 
 When: every ``PAMTALK_LEDGER_ANCHOR_EVERY`` entries (checked by each append) or once the
 oldest unanchored entry is ``PAMTALK_LEDGER_ANCHOR_MINUTES`` old (checked by each append,
-by a proof request for an unanchored entry, and by ``pamtalk ledger anchor``, which ops can
-run from cron). Sealing happens inside the appending transaction, under the chain head
-lock, so anchors tile the chain without gaps or overlaps. Submitting to the sink happens
-after commit (``submit_pending``): nothing slow runs while the head is locked, and an anchor
-whose submission failed is retried by the next call.
+by each API worker every quarter of that period, by a proof request for an unanchored
+entry, and by ``pamtalk ledger anchor``). Sealing happens under the chain head lock (inside
+the appending transaction when an append seals), so anchors tile the chain without gaps or
+overlaps. Submitting to the sink happens after commit (``submit_pending``): nothing slow
+runs while the head is locked, and an anchor whose submission failed is retried by the next
+call.
 
 The sink is an ``Anchor``. ``LocalAnchor``, the default, keeps the receipt in the anchors
 table only. Adapter point: to timestamp roots with an RFC 3161 time-stamping authority,
@@ -139,6 +140,16 @@ async def seal_due(
     await head.save(session, at)
     await session.commit()
     return anchor_id
+
+
+async def settle(
+    session: AsyncSession, policy: Policy, *, force: bool = False
+) -> tuple[int | None, int]:
+    """Seal the pending entries if due (or any, with ``force``), then submit every anchor
+    still without a receipt: the API's periodic tick and ``pamtalk ledger anchor``. Returns
+    the new anchor's id and how many anchors were submitted."""
+    sealed = await seal_due(session, policy, force=force)
+    return sealed, await submit_pending(session)
 
 
 def sealed_rows(first: int, hashes: Sequence[str], every: int, now: datetime) -> list[Receipt]:

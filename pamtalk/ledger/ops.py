@@ -36,13 +36,9 @@ async def backfill(settings: Settings) -> int:
 
 
 async def anchor(settings: Settings, force: bool = False) -> tuple[int | None, int]:
-    """Seal the pending entries if due (or any, with ``force``), then submit every anchor
-    still without a receipt; returns the new anchor's id and how many were submitted."""
+    """``anchors.settle`` on its own connection."""
     async with manage.open_session(settings) as session:
-        sealed = await anchors.seal_due(
-            session, anchors.Policy.from_settings(settings), force=force
-        )
-        return sealed, await anchors.submit_pending(session)
+        return await anchors.settle(session, anchors.Policy.from_settings(settings), force=force)
 
 
 async def submit(settings: Settings) -> int:
