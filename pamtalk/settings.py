@@ -19,6 +19,13 @@ class Settings(BaseSettings):
     env: Literal["dev", "test", "prod"] = "dev"
     database_url: str = DEFAULT_DATABASE_URL
     database_pool_size: int = Field(default=10, ge=1)
+    # Seconds a request waits for a pooled PostgreSQL connection before a 503: a short wait
+    # sheds load instead of piling requests up behind an exhausted pool.
+    database_pool_timeout_s: float = Field(default=2.0, gt=0)
+    # Requests in flight per worker before a fast 503 (health, readiness, metrics exempt).
+    # Little's law on docs/benchmarks.md's spike run (~220 req/s per worker at saturation):
+    # 64 in flight is ~0.3 s of queue, about our p99 target; more only adds waiting.
+    max_in_flight: int = Field(default=64, ge=1)
     redis_url: str | None = None
     mlflow_tracking_uri: str = "sqlite:///./var/mlflow.db"
     serving_backend: Literal["local", "ray"] = "local"

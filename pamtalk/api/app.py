@@ -11,6 +11,7 @@ from sqlalchemy import event
 
 from pamtalk import __version__
 from pamtalk.api import docs, errors
+from pamtalk.api.admission import AdmissionMiddleware
 from pamtalk.api.background import start_background, stop_background
 from pamtalk.api.metrics import DB_POOL
 from pamtalk.api.middleware import RequestMiddleware
@@ -85,6 +86,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ledger,
     ):
         app.include_router(module.router, responses=errors.RESPONSES)
+    # Added first, so it sits inside RequestMiddleware: its 503s are logged and counted.
+    app.add_middleware(
+        AdmissionMiddleware,
+        max_in_flight=settings.max_in_flight,
+        max_timeout_s=settings.serving_timeout_s,
+    )
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
 

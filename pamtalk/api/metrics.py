@@ -40,6 +40,9 @@ CELERY_QUEUE_LENGTH = Gauge(
     "celery_task_queue_length", "Tasks waiting per queue", ["queue"], multiprocess_mode="max"
 )
 ERRORS_TOTAL = Counter("errors", "Error responses by code", ["code"])
+ADMISSION_REJECTED = Counter(
+    "admission_rejected", "Requests refused at a worker's edge, by reason", ["reason"]
+)
 
 
 def render() -> tuple[bytes, str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -121,7 +122,11 @@ class BatchContext:
         configured (returns None), else run in this process (returns that run's task;
         ``on_chunk`` sees the job after each chunk)."""
         if self.settings.celery_broker_url is None:
-            task = asyncio.create_task(self.run_inline(job_id, on_chunk))
+            # A context of its own: the job outlives the request that started it, and must
+            # not inherit its deadline.
+            task = asyncio.create_task(
+                self.run_inline(job_id, on_chunk), context=contextvars.Context()
+            )
             self._running.add(task)
             task.add_done_callback(self._running.discard)
             return task

@@ -31,6 +31,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         settings.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
+        pool_timeout=settings.database_pool_timeout_s,
         pool_pre_ping=True,
     )
 

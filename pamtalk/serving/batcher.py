@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pamtalk.errors import GatewayTimeout, PamtalkError, ServiceUnavailable, TooManyRequests
+from pamtalk.serving import deadline
 from pamtalk.serving.metrics import (
     INFERENCE_BATCH_SIZE,
     INFERENCE_COMPUTE_SECONDS,
@@ -77,6 +78,13 @@ class DynamicBatcher:
         request's rows of every output."""
         if self._closed:
             raise ServiceUnavailable(f"{self.model} v{self.version} is shutting down")
+        timeout = self.policy.timeout
+        left = deadline.remaining()
+        if left is not None:
+            if left <= 0:
+                INFERENCE_REJECTED.labels(self.model, "deadline").inc()
+                raise GatewayTimeout("the request's deadline passed before it reached the model")
+            timeout = min(timeout, left)
         if self._pending and self._queued_rows + rows > self.policy.max_queue_rows:
             INFERENCE_REJECTED.labels(self.model, "queue_full").inc()
             raise TooManyRequests(
@@ -90,12 +98,13 @@ class DynamicBatcher:
         self._queued_rows += rows
         self._arrived.set()
         try:
-            # wait_for cancels the future on timeout, so a dispatcher skips it.
-            return await asyncio.wait_for(request.future, self.policy.timeout)
+            # wait_for cancels the future on timeout, so a dispatcher skips it: a request whose
+            # deadline passes while queued is dropped before compute.
+            return await asyncio.wait_for(request.future, timeout)
         except TimeoutError:
             INFERENCE_REJECTED.labels(self.model, "timeout").inc()
             raise GatewayTimeout(
-                f"{self.model} v{self.version} did not answer within {self.policy.timeout:g} s"
+                f"{self.model} v{self.version} did not answer within {timeout:.3g} s"
             ) from None
 
     def _retry_after(self) -> int:

@@ -17,6 +17,7 @@ from onnx import TensorProto, helper
 
 from pamtalk.errors import GatewayTimeout, TooManyRequests
 from pamtalk.gpu.session import open_session
+from pamtalk.serving import deadline
 from pamtalk.serving.batcher import BatchPolicy, DynamicBatcher, InferenceFailed
 
 
@@ -146,4 +147,31 @@ async def test_a_full_queue_is_429_and_a_missed_deadline_504() -> None:
     batcher.policy = BatchPolicy(max_batch_size=1, parallelism=1, timeout=5)
     (out,) = await batcher.submit(row, 1)
     assert out.shape == (1, 3)
+    await batcher.close()
+
+
+async def test_a_request_whose_deadline_passes_in_the_queue_is_dropped_before_compute() -> None:
+    computed: list[int] = []
+
+    async def slow(inputs: list[np.ndarray]) -> list[np.ndarray]:
+        computed.append(inputs[0].shape[0])
+        await asyncio.sleep(0.3)
+        return [2 * inputs[0]]
+
+    batcher = DynamicBatcher(slow, "m", "1", BatchPolicy(max_batch_size=1, parallelism=1))
+    busy = asyncio.create_task(batcher.submit([np.ones((1, 3), np.float32)], 1))
+    await asyncio.sleep(0.05)  # the model is busy with the first request
+    token = deadline.start(0.05)  # the caller gives up after 50 ms (X-Request-Timeout)
+    try:
+        with pytest.raises(GatewayTimeout):
+            await batcher.submit([np.zeros((1, 3), np.float32)], 1)
+        expired = deadline.start(-1.0)  # already past: refused without queueing
+        with pytest.raises(GatewayTimeout, match="deadline passed"):
+            await batcher.submit([np.zeros((1, 3), np.float32)], 1)
+        deadline.reset(expired)
+    finally:
+        deadline.reset(token)
+    await busy
+    await asyncio.sleep(0.1)
+    assert computed == [1]  # only the first request ever reached the model
     await batcher.close()

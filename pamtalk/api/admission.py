@@ -1,0 +1,64 @@
+"""Admission control, at the edge of each worker: at most ``max_in_flight`` requests at
+once (beyond it a fast 503 with Retry-After, instead of a queue that makes every request
+late), and the client's deadline (``X-Request-Timeout: 0.5``, capped by the server's own)
+carried to the batcher, which drops a request whose deadline passed before compute.
+
+Health, readiness and metrics are exempt: an overloaded worker must still say so."""
+
+from __future__ import annotations
+
+import math
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from pamtalk.api.errors import error_response
+from pamtalk.api.metrics import ADMISSION_REJECTED
+from pamtalk.serving import deadline
+
+EXEMPT = frozenset({"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
+TIMEOUT_HEADER = b"x-request-timeout"
+
+
+class AdmissionMiddleware:
+    def __init__(self, app: ASGIApp, max_in_flight: int, max_timeout_s: float) -> None:
+        self.app, self.max_in_flight, self.max_timeout_s = app, max_in_flight, max_timeout_s
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            ADMISSION_REJECTED.labels("in_flight").inc()
+            response = error_response(
+                503,
+                "overloaded",
+                f"this worker has {self.in_flight} requests in flight (its limit); retry shortly",
+                headers={"Retry-After": "1"},
+            )
+            await response(scope, receive, send)
+            return
+        seconds: float | None = None  # no header: the batcher's own timeout applies
+        raw = dict(scope["headers"]).get(TIMEOUT_HEADER)
+        if raw is not None:
+            try:
+                asked = float(raw.decode("latin-1"))
+            except ValueError:
+                asked = math.nan
+            if not 0 < asked < math.inf:
+                response = error_response(
+                    400,
+                    "bad_request",
+                    "X-Request-Timeout must be a positive number of seconds, e.g. 0.5",
+                )
+                await response(scope, receive, send)
+                return
+            seconds = min(asked, self.max_timeout_s)
+        self.in_flight += 1
+        token = deadline.start(seconds) if seconds is not None else None
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if token is not None:
+                deadline.reset(token)
+            self.in_flight -= 1
