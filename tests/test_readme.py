@@ -78,10 +78,7 @@ def test_the_readme_has_blocks_to_run() -> None:
 def test_the_terminal_carries_variables_and_fails_on_errors(tmp_path: Path) -> None:
     """The runner itself: state carries over, a failing command or curl fails the block,
     the port is rewritten, and pamtalk is not on PATH until the README puts it there."""
-    env = {"PATH": os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p)}
-    env["PATH"] = os.pathsep.join(
-        p for p in env["PATH"].split(os.pathsep) if Path(p).resolve() != BIN.resolve()
-    )
+    env = {"PATH": _without_venv(os.environ["PATH"])}
     state = tmp_path / "state.sh"
     state.write_text("")
     term = Terminal(tmp_path, env, state, port=1)
@@ -135,6 +132,13 @@ class Terminal:
         )
 
 
+def _without_venv(path: str) -> str:
+    """PATH without this environment's bin folder: the README must activate it."""
+    return os.pathsep.join(
+        p for p in path.split(os.pathsep) if p and Path(p).resolve() != BIN.resolve()
+    )
+
+
 def _register_second_versions(tracking_uri: str, work: Path) -> None:
     settings = Settings(mlflow_tracking_uri=tracking_uri)
     client = store.connect(settings)
@@ -165,9 +169,7 @@ def terminal(
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("PAMTALK_") and k != "VIRTUAL_ENV"
     }
-    env["PATH"] = os.pathsep.join(
-        p for p in env.get("PATH", "").split(os.pathsep) if p and Path(p).resolve() != BIN.resolve()
-    )
+    env["PATH"] = _without_venv(env.get("PATH", ""))
     env |= {
         "PAMTALK_DATABASE_URL": f"sqlite+aiosqlite:///{base}/pamtalk.db",
         "PAMTALK_MLFLOW_TRACKING_URI": tracking_uri,
