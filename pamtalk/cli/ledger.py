@@ -27,7 +27,7 @@ def verify(
     if not report.ok:
         typer.echo(f"ledger broken: {report.problem}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"ledger ok: {checked} and {report.anchors} anchors")
+    typer.echo(f"ledger ok: {checked} and {report.anchors} anchor(s)")
 
 
 @app.command("verify-proof")
@@ -54,8 +54,8 @@ def verify_proof(
 def anchor(
     force: Annotated[bool, typer.Option(help="seal the pending entries even if not due")] = False,
 ) -> None:
-    """Seal the pending entries if an anchor is due, and submit anchors without a receipt
-    (for cron: anchors are otherwise sealed by writes and proof requests)."""
+    """Seal the pending entries if an anchor is due (or now, with --force), and submit
+    anchors without a receipt (the API does both on time by itself)."""
     sealed, submitted = asyncio.run(ops.anchor(Settings(), force))
     typer.echo(f"sealed anchor {sealed}" if sealed else "no anchor due")
     typer.echo(f"submitted {submitted} anchor(s)")
