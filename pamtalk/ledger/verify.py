@@ -38,7 +38,12 @@ class Report:
 
 async def verify(session: AsyncSession, start: int = 1) -> Report:
     """Check the chain from position ``start`` (from the first entry of the anchor holding
-    ``start``, so that its root can be recomputed; entry ``start - 1``'s hash is trusted)."""
+    ``start``, so that its root can be recomputed; entry ``start - 1``'s hash is trusted).
+    Call it on a fresh session: on PostgreSQL it reads one snapshot (REPEATABLE READ), so
+    entries appended meanwhile do not look like a head past the chain's end. SQLite's one
+    writer waits until it is done."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     anchors = list(
         await session.scalars(
             select(LedgerAnchor).where(LedgerAnchor.last >= start).order_by(LedgerAnchor.first)

@@ -30,3 +30,17 @@ async def test_50_concurrent_creations_leave_a_gapless_chain(
     assert {entry.transaction_id for (entry,) in entries} == {tx["id"] for tx in txs}
     assert [(a.first, a.last) for a in anchors] == [(i, i + 4) for i in range(1, 51, 5)]
     assert all(a.receipt is not None and a.receipt["sink"] == "local" for a in anchors)
+
+
+async def test_verify_during_writes_sees_one_consistent_chain(
+    app: FastAPI, client: httpx.AsyncClient, actors: dict[Role, Actor]
+) -> None:
+    farm = await create_farm(client, actors[Role.farmer])
+    writes = asyncio.gather(*(buy(client, farm, actors[Role.buyer]) for _ in range(30)))
+    reports = []
+    while not writes.done():
+        reports.append(await check(app))
+        await asyncio.sleep(0)
+    await writes
+    assert reports and [r.problem for r in reports if not r.ok] == []
+    assert (await check(app)).entries == 30
