@@ -54,8 +54,9 @@ def seed(
 def init(
     models: Annotated[bool, typer.Option(help="train and promote default models if none")] = True,
 ) -> None:
-    """Migrate the database, seed demo data if it is empty, register the admin API key, and
-    train + register + promote default models when the registry has no champion."""
+    """Migrate the database, seed demo data if it is empty (or start the ledger on one from
+    before it), register the admin API key, and train + register + promote default models
+    when the registry has no champion."""
     settings = Settings()
     asyncio.run(manage.upgrade_database(settings))
     typer.echo("database is at the latest migration")
@@ -63,6 +64,8 @@ def init(
         _seed(settings, SeedSize())
     except (Forbidden, Conflict) as exc:
         typer.echo(f"not seeding: {exc.message}")
+    if ledgered := asyncio.run(ops.backfill(settings, only_if_empty=True)):
+        typer.echo(f"ledger started: {ledgered} existing transactions ledgered")
     if asyncio.run(manage.register_admin_key(settings)):
         typer.echo("admin API key from PAMTALK_ADMIN_API_KEY registered")
     if models:

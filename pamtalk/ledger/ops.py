@@ -3,9 +3,11 @@ database connection."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pamtalk.db import manage, seed
+from pamtalk.db.models import LedgerEntry
 from pamtalk.ledger import anchors, chain, verify
 from pamtalk.settings import Settings
 
@@ -25,13 +27,18 @@ async def seed_database(settings: Settings, size: seed.SeedSize) -> dict[str, in
     return {**counts, "ledger entries": appended}
 
 
-async def backfill(settings: Settings) -> int:
+async def backfill(settings: Settings, *, only_if_empty: bool = False) -> int:
     """Ledger the transactions that have no entry (those written before the ledger existed);
-    returns how many."""
+    returns how many. ``only_if_empty``: only when the ledger has no entry at all (``pamtalk
+    init`` on a database from before the ledger; a gap in a started ledger is for verify to
+    report, not for init to paper over)."""
     async with manage.open_session(settings) as session:
+        if only_if_empty and await session.scalar(select(LedgerEntry.seq).limit(1)):
+            return 0
         appended = await chain.append_unledgered(session, anchors.Policy.from_settings(settings))
         await session.commit()
-    await submit(settings)
+    if appended:
+        await submit(settings)
     return appended
 
 

@@ -50,11 +50,19 @@ async def check(app: FastAPI, start: int = 1) -> verify.Report:
         return await verify.verify(session, start)
 
 
-async def pamtalk(*args: str, database_url: str | None = None) -> subprocess.CompletedProcess[str]:
+async def pamtalk(
+    *args: str, database_url: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the ``pamtalk`` command (in a thread: the event loop keeps serving the app)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAMTALK_")}
     if database_url:
         env["PAMTALK_DATABASE_URL"] = database_url
     return await asyncio.to_thread(
-        subprocess.run, [PAMTALK, *args], env=env, capture_output=True, text=True, timeout=120
+        subprocess.run,
+        [PAMTALK, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
