@@ -25,6 +25,9 @@ async def test_flood_gets_429_then_recovers(settings: Settings) -> None:
             "serving_max_batch_size": 4,
             "serving_max_queue_rows": 8,
             "serving_parallelism": 1,
+            # The batcher's back-pressure is what is tested here; the edge's in-flight cap
+            # (a 503 before the model is reached) has tests/serving/test_admission.py.
+            "max_in_flight": 1000,
         }
     )
     app = create_app(tight)

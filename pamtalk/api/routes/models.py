@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response, status
 
 from pamtalk.api.auth import Principal
-from pamtalk.api.deps import ModelManager, PredictorDep, StateDep
+from pamtalk.api.deps import ModelManager, PathId, PredictorDep, StateDep
 from pamtalk.api.schemas.models import (
     CanaryRequest,
     EventPublic,
@@ -158,7 +158,7 @@ async def list_rollouts(name: ModelName, user: ModelManager, state: StateDep) ->
 
 @router.get("/{name}/rollouts/{rollout_id}", response_model=RolloutPublic)
 async def get_rollout(
-    name: ModelName, rollout_id: Annotated[int, Path(ge=1)], user: ModelManager, state: StateDep
+    name: ModelName, rollout_id: PathId, user: ModelManager, state: StateDep
 ) -> Any:
     """State, current step, and per step the gate readings."""
     return _public(await rollouts.get(state.sessions, name, rollout_id))
@@ -167,7 +167,7 @@ async def get_rollout(
 @router.post("/{name}/rollouts/{rollout_id}/{command}", response_model=RolloutPublic)
 async def control_rollout(
     name: ModelName,
-    rollout_id: Annotated[int, Path(ge=1)],
+    rollout_id: PathId,
     command: Annotated[str, Path(pattern="^(pause|resume|abort)$")],
     user: ModelManager,
     state: StateDep,
