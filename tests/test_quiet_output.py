@@ -25,18 +25,9 @@ def _commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[
 
 
 COMMANDS = list(_commands(get_command(app)))
-# pamtalk/cli/models.py belongs to the model-management work: its rollout options
-# max_error_rate and max_shadow_divergence still lack help (remove the mark when they have it)
-INCOMPLETE = {("models", "rollout")}
-PATHS = [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="options without help"))
-    if p in INCOMPLETE
-    else p
-    for p, _ in COMMANDS
-]
 
 
-@pytest.mark.parametrize("path", PATHS, ids=" ".join)
+@pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=" ".join)
 def test_help_describes_every_argument_and_option(path: tuple[str, ...]) -> None:
     command = dict(COMMANDS)[path]
     assert command.help, f"{' '.join(path)} has no description"

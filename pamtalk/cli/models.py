@@ -133,9 +133,13 @@ def rollout(
     min_requests: Annotated[
         int, typer.Option(min=1, help="least challenger requests a step")
     ] = 200,
-    max_error_rate: Annotated[float, typer.Option(min=0, max=1)] = 0.001,
+    max_error_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="most challenger failures per request")
+    ] = 0.001,
     max_p99_ratio: Annotated[float, typer.Option(min=0.01, help="challenger/champion p99")] = 1.2,
-    max_shadow_divergence: Annotated[float | None, typer.Option(min=0)] = None,
+    max_shadow_divergence: Annotated[
+        float | None, typer.Option(min=0, help="most mean |challenger - champion| (--shadow)")
+    ] = None,
     shadow: Annotated[bool, typer.Option(help="each step shadows instead of answering")] = False,
 ) -> None:
     """Start an automatic progressive rollout of VERSION: each step's share of traffic until
