@@ -244,6 +244,11 @@ async def read_through(
     CACHE_REQUESTS.labels(namespace, "miss").inc()
 
     async def fill() -> bytes:
+        # A flight for this key may have ended between our miss and now (the loop was busy
+        # with it while our read was answered): take its answer rather than compute again.
+        with contextlib.suppress(CacheUnavailable):
+            if (done := await cache.get(full_key)) is not None:
+                return done
         body = orjson.dumps(await produce())
         with contextlib.suppress(CacheUnavailable):
             await cache.set(full_key, body, ttl)
