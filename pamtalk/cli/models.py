@@ -66,17 +66,31 @@ def _run(work: Callable[[MlflowClient, SessionFactory, str], Awaitable[T]]) -> T
 def list_versions(
     name: Annotated[str | None, typer.Argument(help="one model (default: all)")] = None,
 ) -> None:
-    """Registered versions with their aliases and main metric."""
+    """Registered versions with their aliases, main metric and the canary's share."""
+    from pamtalk.models.contract import CONTRACTS
     from pamtalk.registry import promote, store
 
-    rows = promote.list_versions(store.connect(Settings()), name)
+    client = store.connect(Settings())
+    rows = promote.list_versions(client, name)
     if not rows:
         typer.echo("no registered models yet: run `pamtalk train demand` or `pamtalk init`")
+        return
+    typer.echo(f"{'MODEL':16} {'VERSION':8} {'ALIASES':22} {'METRIC':>22}  INT8  TRAFFIC")
+    plans = {n: promote.rollout(client, n) for n in {row.name for row in rows}}
     for row in rows:
-        metric = f"{row.metric:.4f}" if row.metric is not None else "-"
+        metric_name = CONTRACTS[row.name].main_metric
+        metric = f"{metric_name} {row.metric:.4f}" if row.metric is not None else "-"
+        plan = plans[row.name]
+        share = (
+            f"{plan.percent} % ({plan.mode})"
+            if row.version == plan.challenger
+            else f"{100 - plan.percent if plan.mode == 'split' else 100} %"
+            if row.version == plan.champion
+            else ""
+        )
         typer.echo(
-            f"{row.name:16} v{row.version:<4} {','.join(row.aliases) or '-':22} "
-            f"{metric:>9}  int8={'yes' if row.int8 else 'no'}"
+            f"{row.name:16} v{row.version:<7} {','.join(row.aliases) or '-':22} "
+            f"{metric:>22}  {'yes' if row.int8 else 'no':4}  {share}"
         )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from mlflow import MlflowClient
 
 from pamtalk.registry import promote
-from pamtalk.registry.gates import GATES, GatePolicy, Review
+from pamtalk.registry.gates import GATES, GatePolicy, incomparable
 
 
 @dataclass(frozen=True)
@@ -52,21 +52,14 @@ def gate_results(
     client: MlflowClient, name: str, version: str, policy: GatePolicy = GatePolicy()
 ) -> list[dict[str, Any]]:
     """Each promotion gate's verdict on ``version`` against the current champion."""
-    contract = promote.contract_of(name)
+    promote.contract_of(name)
     mv = promote.version_of(client, name, version)
-    champion = promote.by_alias(client, name, promote.CHAMPION)
-    review = Review(
-        contract=contract,
-        onnx_path=promote.download(client, mv).fp32,
-        metrics=client.get_run(mv.run_id).data.metrics if mv.run_id else {},
-        champion_metrics=(
-            client.get_run(champion.run_id).data.metrics
-            if champion is not None and champion.run_id
-            else None
-        ),
-    )
-    results = []
+    review = promote.review_of(client, mv, promote.by_alias(client, name, promote.CHAMPION))
+    results: list[dict[str, Any]] = []
     for gate, check in GATES:
         reason = check(review, policy)
+        if gate == "metric" and (why := incomparable(review)) is not None:
+            results.append({"gate": gate, "ok": None, "reason": why})
+            continue
         results.append({"gate": gate, "ok": reason is None, "reason": reason})
     return results

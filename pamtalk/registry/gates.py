@@ -28,6 +28,24 @@ class Review:
     onnx_path: Path
     metrics: dict[str, float]
     champion_metrics: dict[str, float] | None
+    # Fingerprints of the data each was trained and evaluated on (the runs' tags).
+    fingerprint: str | None = None
+    champion_fingerprint: str | None = None
+
+
+def incomparable(c: Review) -> str | None:
+    """Why the version's metrics cannot be set against the champion's, or None. Metrics of
+    different evaluation data are different quantities: a MASE on the Jeju hold-out and one
+    on the platform's aggregate say nothing about each other."""
+    if c.champion_metrics is None or not (c.fingerprint and c.champion_fingerprint):
+        return None
+    if c.fingerprint == c.champion_fingerprint:
+        return None
+    return (
+        "not compared: the version was evaluated on other data than the champion "
+        f"(data {c.fingerprint[:12]} vs {c.champion_fingerprint[:12]}); judge it on live "
+        "traffic with a canary or a rollout"
+    )
 
 
 Gate = Callable[[Review, GatePolicy], str | None]
@@ -79,6 +97,8 @@ def metric(c: Review, policy: GatePolicy) -> str | None:
         return f"the run has no {name} metric"
     if c.champion_metrics is None or name not in c.champion_metrics:
         return None  # nothing to compare with: the first champion
+    if incomparable(c) is not None:
+        return None  # the gate cannot judge it; gate_results says so
     new, old = c.metrics[name], c.champion_metrics[name]
     worse = (new - old if c.contract.metric_goal == "min" else old - new) / max(abs(old), 1e-12)
     if worse > policy.metric_tolerance:

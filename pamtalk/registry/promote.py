@@ -88,6 +88,20 @@ def resolve(client: MlflowClient, name: str, alias: str = CHAMPION) -> Resolved 
     return download(client, mv) if mv is not None else None
 
 
+def review_of(client: MlflowClient, mv: ModelVersion, champion: ModelVersion | None) -> Review:
+    """What the gates look at for ``mv``, against ``champion`` (None: judged on its own)."""
+    run = _run(client, mv)
+    against = _run(client, champion) if champion is not None else None
+    return Review(
+        contract=contract_of(mv.name),
+        onnx_path=download(client, mv).fp32,
+        metrics=run.data.metrics,
+        champion_metrics=against.data.metrics if against else None,
+        fingerprint=run.data.tags.get("fingerprint"),
+        champion_fingerprint=against.data.tags.get("fingerprint") if against else None,
+    )
+
+
 def _history(client: MlflowClient, name: str) -> list[str]:
     try:
         raw = client.get_registered_model(name).tags.get(HISTORY_TAG)
@@ -99,17 +113,12 @@ def _history(client: MlflowClient, name: str) -> list[str]:
 def promote(
     client: MlflowClient, name: str, version: str, policy: GatePolicy = GatePolicy()
 ) -> None:
-    contract = contract_of(name)
+    contract_of(name)
     mv = version_of(client, name, version)
     champion = by_alias(client, name, CHAMPION)
     if champion is not None and str(champion.version) == str(version):
         return
-    review = Review(
-        contract=contract,
-        onnx_path=download(client, mv).fp32,
-        metrics=_run(client, mv).data.metrics,
-        champion_metrics=_run(client, champion).data.metrics if champion else None,
-    )
+    review = review_of(client, mv, champion)
     if (failure := first_failure(review, policy)) is not None:
         gate, reason = failure
         raise PromotionRefused(
@@ -214,19 +223,14 @@ def canary(
     """Make ``version`` the challenger taking ``percent`` % of traffic (sticky per request
     key), or, with ``shadow``, scoring a copy of ``percent`` % while the champion answers.
     The challenger passes every gate but the metric one: a canary is how that is judged live."""
-    contract = contract_of(name)
+    contract_of(name)
     if not 0 <= percent <= 100:
         raise Conflict(f"--percent must be 0-100, got {percent}")
     mv = version_of(client, name, version)
     champion = by_alias(client, name, CHAMPION)
     if champion is not None and str(champion.version) == str(version):
         raise Conflict(f"{name} version {version} is already the champion")
-    review = Review(
-        contract=contract,
-        onnx_path=download(client, mv).fp32,
-        metrics=_run(client, mv).data.metrics,
-        champion_metrics=None,
-    )
+    review = review_of(client, mv, None)
     if (failure := first_failure(review, policy)) is not None:
         gate, reason = failure
         raise PromotionRefused(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import mlflow
@@ -18,6 +19,9 @@ def local_dir(settings: Settings) -> Path | None:
 
 
 def connect(settings: Settings) -> MlflowClient:
+    # MLflow draws a progress bar for every artifact download (each model a serving process
+    # loads, each gate check): noise in logs and in promote/canary/batch output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = settings.mlflow_tracking_uri
     if (folder := local_dir(settings)) is not None:
         folder.mkdir(parents=True, exist_ok=True)

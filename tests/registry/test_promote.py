@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from mlflow import MlflowClient
 from pamtalk.errors import Conflict, NotFound
 from pamtalk.models.contract import ESG, TensorSpec
 from pamtalk.registry import promote
-from pamtalk.registry.gates import GatePolicy, Review, first_failure
+from pamtalk.registry.gates import GatePolicy, Review, first_failure, incomparable, metric
 from tests.registry.conftest import Register, TinyEsg
 
 NAME = "pamtalk-esg"
@@ -95,3 +96,21 @@ def test_loads_gate_refuses_a_corrupt_file(tmp_path: Path) -> None:
     failure = first_failure(review, GatePolicy())
     assert failure is not None and failure[0] == "loads"
     assert "cannot load" in failure[1]
+
+
+def test_metrics_of_other_evaluation_data_are_not_compared() -> None:
+    """A MASE on the Jeju hold-out against one on the platform's data is no comparison: the
+    metric gate does not refuse on it, and says why it cannot judge."""
+    review = Review(
+        contract=ESG,
+        onnx_path=Path("unused.onnx"),
+        metrics={"mae_complete": 0.3},
+        champion_metrics={"mae_complete": 0.1},  # three times better, on other data
+        fingerprint="a" * 64,
+        champion_fingerprint="b" * 64,
+    )
+    assert metric(review, GatePolicy()) is None
+    assert "evaluated on other data" in (incomparable(review) or "")
+    same = dataclasses.replace(review, champion_fingerprint="a" * 64)
+    assert incomparable(same) is None
+    assert "worse than the champion" in (metric(same, GatePolicy()) or "")

@@ -63,7 +63,15 @@ async def test_canary_routes_a_sticky_share_then_promotion_completes_it(
     tmp_path: Path,
 ) -> None:
     v2 = await asyncio.to_thread(new_version, registry, serving_settings, "esg", tmp_path)
-    assert "answers 25 %" in await canary(cli_env, v2, "--percent", "25")
+    answer = await canary(cli_env, v2, "--percent", "25")
+    assert "answers 25 %" in answer and "Downloading artifacts" not in answer
+    listing = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["models", "list", ESG_NAME], env=cli_env
+    )
+    lines = listing.output.splitlines()
+    assert lines[0].split() == ["MODEL", "VERSION", "ALIASES", "METRIC", "INT8", "TRAFFIC"]
+    assert "mae_complete" in lines[1] and lines[1].endswith("75 %")  # the champion, v1
+    assert lines[2].endswith("25 % (split)")  # the challenger
     await service.sync(ESG_NAME)
     assert service.routers[ESG_NAME].challenger is not None
     assert served_as(v2, "challenger") == 1.0

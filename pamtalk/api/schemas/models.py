@@ -38,7 +38,7 @@ class ModelPublic(Schema):
 
 class GateResult(Schema):
     gate: str
-    ok: bool
+    ok: bool | None = Field(description="null: the gate cannot judge it (says why)")
     reason: str | None
 
 
