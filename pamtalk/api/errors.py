@@ -48,6 +48,30 @@ _HTTP_CODES = {
 }
 
 
+# The database went away (restart, failover, a dropped connection) rather than refused the
+# statement: SQLSTATE class 08 (connection exception) and 57P01-03 (shutdown, cannot connect
+# now), as the driver's error (asyncpg's, under SQLAlchemy's wrapper) carries it.
+_SHUTDOWN_STATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is the database being unreachable: a retriable 503,
+    never a 500."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain is short: SQLAlchemy's wrapper, its adapter, asyncpg's error
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionError):
+            return True
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(state, str) and (state.startswith("08") or state in _SHUTDOWN_STATES):
+            return True
+        if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+    return False
+
+
 def record_error(code: str) -> None:
     """Count an error response and put its code in the access log line."""
     ctx = context.current.get()
@@ -131,7 +155,19 @@ def install(app: FastAPI) -> None:
             headers={"Retry-After": "1"},
         )
 
+    # Registered by class, the database's errors are answered inside the app: a handler for
+    # Exception alone answers after Starlette re-raises, and the server closes the connection.
+    @app.exception_handler(sqlalchemy.exc.DBAPIError)
+    @app.exception_handler(OSError)
     @app.exception_handler(Exception)
     async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
+        if database_unavailable(exc):
+            log.warning("database unavailable: %s", type(exc).__name__)
+            return error_response(
+                503,
+                "database_unavailable",
+                "the database is unavailable; retry shortly",
+                headers={"Retry-After": "1"},
+            )
         log.exception("unhandled error", exc_info=exc)
         return error_response(500, "internal_error", "internal server error")
