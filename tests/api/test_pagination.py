@@ -27,11 +27,6 @@ def test_round_trip_and_normalisation() -> None:
             pagination.decode(bad, (int,), filters=filters)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pamtalk/api/routes/transactions.py does not pass filters= to pagination yet "
-    "(owned by the ledger work; remove this marker when it does)",
-)
 async def test_transactions_cursor_keeps_its_filters(
     client: httpx.AsyncClient, actors: dict[Role, Actor]
 ) -> None:

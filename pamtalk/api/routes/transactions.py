@@ -188,12 +188,20 @@ async def list_transactions(
     since, until = (_utc(t) for t in (since, until))
     if since and until and since >= until:
         raise InvalidInput("since must be before until")
+    # A cursor pages the query it came from: it carries these filters' hash.
+    filters = {
+        "farm_id": farm_id,
+        "buyer_id": buyer_id,
+        "crop": crop,
+        "since": since,
+        "until": until,
+    }
     if since:
         query = query.where(Transaction.created_at >= since)
     if until:
         query = query.where(Transaction.created_at < until)
     if cursor:
-        at, last_id = pagination.decode(cursor, (datetime.fromisoformat, int))
+        at, last_id = pagination.decode(cursor, (datetime.fromisoformat, int), filters=filters)
         query = query.where(tuple_(Transaction.created_at, Transaction.id) < tuple_(at, last_id))
     query = query.order_by(Transaction.created_at.desc(), Transaction.id.desc()).limit(limit + 1)
     rows = list(await db.scalars(query))
@@ -201,7 +209,7 @@ async def list_transactions(
     return JSONResponse(
         {
             "items": [public(tx) for tx in rows[:limit]],
-            "next_cursor": pagination.encode(last.created_at.isoformat(), last.id)
+            "next_cursor": pagination.encode(last.created_at.isoformat(), last.id, filters=filters)
             if last
             else None,
         }
