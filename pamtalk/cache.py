@@ -136,6 +136,10 @@ class RedisCache:
         except (RedisError, OSError) as exc:
             self._down_until = time.monotonic() + self._cooldown
             log.warning("redis unavailable, bypassing for %.1fs: %s", self._cooldown, exc)
+            # The idle pooled connections are as dead as this one: dropped now, so that the
+            # first call after a restart does not trip the breaker again on each of them.
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.connection_pool.disconnect(inuse_connections=False)
             raise CacheUnavailable("cache is unavailable") from exc
 
     async def get(self, key: str) -> bytes | None:
