@@ -7,8 +7,10 @@ A test that needs a service skips when it is not reachable, unless PAMTALK_REQUI
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
@@ -79,3 +81,48 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, timeout
     except harness.NotReady as exc:
         process.kill()
         pytest.fail(f"{url} did not come up: {exc}")
+
+
+class RedisProcess:
+    """A private redis-server on a spare port that the test can stop and restart."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            if REQUIRE:
+                pytest.fail("redis-server is not installed")
+            pytest.skip("redis-server is not installed")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for _ in range(100):
+            if reachable(self.url, self.port):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.kill()
+            self.process.wait()
+            self.process = None

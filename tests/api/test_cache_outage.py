@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -17,52 +14,8 @@ from prometheus_client import REGISTRY
 from pamtalk.api.app import create_app
 from pamtalk.db.models import Role
 from pamtalk.settings import Settings
-from tests import services
 from tests.conftest import ActorFactory, create_farm
-
-
-class RedisProcess:
-    """A private redis-server on a spare port that the test can stop and restart."""
-
-    def __init__(self) -> None:
-        self.port = services.free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            if services.REQUIRE:
-                pytest.fail("redis-server is not installed")
-            pytest.skip("redis-server is not installed")
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        for _ in range(100):
-            if services.reachable(self.url, self.port):
-                return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
+from tests.services import RedisProcess
 
 
 @pytest.fixture

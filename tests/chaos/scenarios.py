@@ -1,0 +1,417 @@
+"""The fault-injection scenarios: each starts its own stack (tests/chaos/stack.py), puts load on
+it from a bounded client, injects one real fault on a real process and returns a ``Verdict``.
+
+``errors_5xx`` counts the answers a client may not retry: every 5xx except a 503 that carries
+Retry-After (a 503 without it counts too), and every request that got no HTTP answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from pamtalk.domain import KST
+from tests.chaos import load, stack
+from tests.chaos.load import Outcome, Record
+
+RECOVERY_BOUND_S = 5.0
+
+
+@dataclass
+class Verdict:
+    scenario: str
+    passed: bool = False
+    requests: int = 0
+    errors_5xx: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    recovery_s: float | None = None
+    measured: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # wrong answers, data, or no recovery
+    slow: list[str] = field(default_factory=list)  # a timing bound missed
+
+    def judge(self) -> Verdict:
+        if self.errors_5xx:
+            self.problems.append(f"{self.errors_5xx} non-retriable 5xx or unanswered requests")
+        if self.lost or self.duplicated:
+            self.problems.append(f"{self.lost} lost, {self.duplicated} duplicated")
+        if self.recovery_s is None:
+            self.problems.append("did not recover")
+        elif self.recovery_s > RECOVERY_BOUND_S:
+            self.slow.append(f"recovery {self.recovery_s} s (bound {RECOVERY_BOUND_S} s)")
+        self.passed = not self.problems and not self.slow
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def non_retriable(outcome: Outcome) -> bool:
+    if outcome.status == 0:
+        return True
+    return outcome.status >= 500 and not (outcome.status == 503 and outcome.retry_after)
+
+
+async def _sleep_until(moment: float) -> None:
+    await asyncio.sleep(max(0.0, moment - time.monotonic()))
+
+
+async def _poll_ready(url: str, until: Callable[[], bool]) -> list[tuple[float, int]]:
+    seen: list[tuple[float, int]] = []
+    async with httpx.AsyncClient(base_url=url, timeout=2.0) as http:
+        while not until():
+            try:
+                status = (await http.get("/readyz")).status_code
+            except httpx.TransportError:
+                status = 0
+            seen.append((time.monotonic(), status))
+            await asyncio.sleep(0.1)
+    return seen
+
+
+# --- 1. PostgreSQL restarted during transaction writes -----------------------------------
+
+
+async def _sellers(dsn: str) -> tuple[list[int], list[tuple[int, list[str]]]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        buyers = [r["id"] for r in await conn.fetch("SELECT id FROM users WHERE role = 'buyer'")]
+        farms = await conn.fetch(
+            "SELECT f.id, array_agg(c.crop ORDER BY c.crop) AS crops FROM farms f "
+            "JOIN farm_crops c ON c.farm_id = f.id WHERE f.status = 'active' GROUP BY f.id"
+        )
+    finally:
+        await conn.close()
+    return buyers[:8], [(r["id"], list(r["crops"])) for r in farms]
+
+
+async def _ledger_check(dsn: str, keys: list[str]) -> tuple[int, int, list[str]]:
+    """(lost, duplicated, aggregate mismatches) over the transactions of ``keys``."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT idempotency_key, count(*) AS n FROM transactions "
+            "WHERE idempotency_key = ANY($1::text[]) GROUP BY idempotency_key",
+            keys,
+        )
+        written = await conn.fetch(
+            "SELECT crop, region, created_at, quantity_g, total_krw FROM transactions "
+            "WHERE status = 'completed'"
+        )
+        daily = await conn.fetch(
+            "SELECT crop, region, day, quantity_g, value_krw, transactions FROM demand_daily"
+        )
+    finally:
+        await conn.close()
+    counts = {r["idempotency_key"]: r["n"] for r in rows}
+    lost = sum(1 for key in keys if key not in counts)
+    duplicated = sum(n - 1 for n in counts.values())
+    summed: dict[tuple[str, str, Any], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for r in written:
+        created = r["created_at"]
+        created = created if created.tzinfo else created.replace(tzinfo=UTC)
+        cell = summed[(r["crop"], r["region"], created.astimezone(KST).date())]
+        cell[0] += r["quantity_g"]
+        cell[1] += r["total_krw"]
+        cell[2] += 1
+    aggregate = {
+        (r["crop"], r["region"], r["day"]): [r["quantity_g"], r["value_krw"], r["transactions"]]
+        for r in daily
+        if r["transactions"]
+    }
+    mismatches = [
+        f"{cell}: transactions {summed.get(cell)} vs demand_daily {aggregate.get(cell)}"
+        for cell in sorted(set(summed) | set(aggregate), key=str)
+        if summed.get(cell) != aggregate.get(cell)
+    ]
+    return lost, duplicated, mismatches
+
+
+async def _database_restart(
+    service: stack.Stack, writers: int, before_s: float, outage_s: float, after_s: float
+) -> Verdict:
+    verdict = Verdict("database_restart")
+    buyers, farms = await _sellers(service.postgres.dsn)
+    record = Record()
+    keys: list[str] = []
+    confirmed: dict[str, int] = {}
+    timeline: dict[str, float] = {}
+    start = time.monotonic()
+    stop_issuing = start + before_s + outage_s + after_s
+
+    async def write(number: int) -> None:
+        n = 0
+        while time.monotonic() < stop_issuing:
+            n += 1
+            farm_id, crops = farms[(number * 7 + n) % len(farms)]
+            body = {
+                "farm_id": farm_id,
+                "crop": crops[n % len(crops)],
+                "quantity_kg": 1 + (n % 9) * 0.5,
+                "unit_price_krw": 1000 + 10 * n,
+                "buyer_id": buyers[number % len(buyers)],
+            }
+            key = uuid.uuid4().hex
+            keys.append(key)
+            headers = {**service.admin, "Idempotency-Key": key}
+            for _ in range(400):  # the same key until the write is confirmed
+                outcome, response = await record.send(
+                    http, "write", "POST", "/v1/transactions", json=body, headers=headers
+                )
+                if outcome.status == 201 and response is not None:
+                    confirmed[key] = response.json()["id"]
+                    break
+                if outcome.status and outcome.status < 500:
+                    break  # a 4xx: the request itself was wrong; reported below
+                await asyncio.sleep(0.1)
+
+    async def fault() -> None:
+        await _sleep_until(start + before_s)
+        timeline["stopped"] = time.monotonic()
+        await asyncio.to_thread(service.postgres.stop)
+        timeline["down"] = time.monotonic()
+        await _sleep_until(timeline["down"] + outage_s)
+        await asyncio.to_thread(service.postgres.start)
+        timeline["back"] = time.monotonic()
+
+    done = False
+    async with load.client(service.url, writers) as http:
+        ready_task = asyncio.create_task(_poll_ready(service.url, lambda: done))
+        await asyncio.gather(load.workers(writers, write), fault())
+        done = True
+        ready = await ready_task
+
+    back = timeline["back"]
+    first_write = min((o.ended for o in record.outcomes if o.status == 201 and o.began >= back),
+                      default=None)  # fmt: skip
+    first_ready = min((t for t, status in ready if t >= back and status == 200), default=None)
+    verdict.requests = len(record.outcomes)
+    verdict.errors_5xx = sum(non_retriable(o) for o in record.outcomes)
+    if first_write is not None and first_ready is not None:
+        verdict.recovery_s = round(max(first_write, first_ready) - back, 2)
+    lost, duplicated, mismatches = await _ledger_check(service.postgres.dsn, keys)
+    verdict.lost = lost + sum(1 for key in keys if key not in confirmed)
+    verdict.duplicated = duplicated
+    outage = record.between(timeline["stopped"], back)
+    verdict.measured = {
+        "transactions": len(keys),
+        "confirmed": len(confirmed),
+        "statuses": record.statuses(),
+        "during_outage": Record(outage).statuses(),
+        "outage_s": round(back - timeline["stopped"], 2),
+        "write_recovery_s": None if first_write is None else round(first_write - back, 2),
+        "readyz_recovery_s": None if first_ready is None else round(first_ready - back, 2),
+        "readyz_503_during_outage": any(s != 200 for t, s in ready if timeline["down"] <= t < back),
+        "p99_ms": load.p99_ms([o for o in record.outcomes if o.status == 201]),
+    }
+    if mismatches:
+        verdict.problems.append(f"demand_daily differs from the transactions: {mismatches[:3]}")
+    if not verdict.measured["readyz_503_during_outage"]:
+        verdict.problems.append("/readyz did not report the database down")
+    if not outage:
+        verdict.problems.append("no request was made during the outage")
+    if any(400 <= o.status < 500 for o in record.outcomes):
+        verdict.problems.append("4xx answers to valid writes")
+    return verdict.judge()
+
+
+def database_restart(
+    folder: Path, writers: int = 4, before_s: float = 2.0, outage_s: float = 3.0,
+    after_s: float = 3.0,
+) -> Verdict:  # fmt: skip
+    """PostgreSQL stopped (``pg_ctl stop -m fast``) and started again under idempotent writes."""
+    with stack.running(folder / "database_restart") as service:
+        return asyncio.run(_database_restart(service, writers, before_s, outage_s, after_s))
+
+
+# --- 2. Redis killed and restarted under load ---------------------------------------------
+
+
+async def _redis_loss(
+    service: stack.Stack, clients: int, before_s: float, outage_s: float, after_s: float
+) -> Verdict:
+    verdict = Verdict("redis_loss")
+    assert service.redis is not None
+    record = Record()
+    timeline: dict[str, float] = {}
+    start = time.monotonic()
+    end = start + before_s + outage_s + after_s
+    login = {"email": "buyer1@pamtalk.local", "password": "pamtalk-demo"}
+
+    async def mix(number: int) -> None:
+        token: str | None = None
+        n = 0
+        while time.monotonic() < end:
+            n += 1
+            step = (number + n) % 4
+            if step == 0:
+                outcome, response = await record.send(
+                    http, "session", "POST", "/v1/auth/login", json=login
+                )
+                if outcome.status == 200 and response is not None:
+                    token = response.json()["token"]
+            elif step == 1 and token:
+                bearer = {"Authorization": f"Bearer {token}"}
+                await record.send(http, "session", "GET", "/v1/farms?limit=5", headers=bearer)
+            elif step == 2:
+                await record.send(http, "api_key", "GET", "/v1/dashboard", headers=service.admin)
+            else:
+                await record.send(
+                    http, "api_key", "GET", "/v1/farms?limit=20", headers=service.admin
+                )
+            await asyncio.sleep(0.01)
+
+    async def fault() -> None:
+        assert service.redis is not None
+        await _sleep_until(start + before_s)
+        timeline["stopped"] = time.monotonic()
+        service.redis.stop()  # SIGKILL
+        await _sleep_until(timeline["stopped"] + outage_s)
+        await asyncio.to_thread(service.redis.start)
+        timeline["back"] = time.monotonic()
+
+    async with load.client(service.url, clients) as http:
+        await asyncio.gather(load.workers(clients, mix), fault())
+
+    back = timeline["back"]
+    first_login = min(
+        (o.ended for o in record.outcomes
+         if o.kind == "session" and o.status == 200 and o.began >= back),
+        default=None,
+    )  # fmt: skip
+    documented = [
+        o for o in record.outcomes
+        if o.kind == "session" and o.status == 503 and o.code == "cache_unavailable"
+    ]  # fmt: skip
+    failed_keys = [o for o in record.outcomes if o.kind == "api_key" and o.status != 200]
+    verdict.requests = len(record.outcomes)
+    verdict.errors_5xx = sum(
+        o.status == 0 or (o.status >= 500 and o not in documented) for o in record.outcomes
+    )
+    verdict.recovery_s = None if first_login is None else round(first_login - back, 2)
+    outage = record.between(timeline["stopped"], back)
+    verdict.measured = {
+        "statuses": record.statuses(),
+        "during_outage": Record(outage).statuses(),
+        "sessions_503": len(documented),
+        "api_key_failures": len(failed_keys),
+        "api_key_p99_ms": load.p99_ms([o for o in record.outcomes if o.kind == "api_key"]),
+    }
+    if failed_keys:
+        verdict.problems.append(f"{len(failed_keys)} API-key requests failed")
+    if not any(o.kind == "session" for o in outage):
+        verdict.problems.append("no session request was made during the outage")
+    return verdict.judge()
+
+
+def redis_loss(
+    folder: Path, clients: int = 4, before_s: float = 2.0, outage_s: float = 3.0,
+    after_s: float = 4.0,
+) -> Verdict:  # fmt: skip
+    """redis-server SIGKILLed and started again on its port under API-key and session traffic."""
+    with stack.running(folder / "redis_loss", redis=True) as service:
+        return asyncio.run(_redis_loss(service, clients, before_s, outage_s, after_s))
+
+
+# --- 3. Overload at twice the capacity ----------------------------------------------------
+
+
+async def _open_loop(
+    http: httpx.AsyncClient, record: Record, kind: str, rate: float, seconds: float,
+    bound: int, headers: dict[str, str],
+) -> None:  # fmt: skip
+    """``rate`` requests a second for ``seconds``, at most ``bound`` in flight (beyond it the
+    client itself drops the arrival: counted in ``record`` as status -1)."""
+    in_flight: set[asyncio.Task[Any]] = set()
+    begin = time.monotonic()
+    for i in range(int(rate * seconds)):
+        await _sleep_until(begin + i / rate)
+        if len(in_flight) >= bound:
+            now = time.monotonic()
+            record.outcomes.append(Outcome(kind, now, now, -1, "client_bound"))
+            continue
+        task = asyncio.create_task(
+            record.send(http, kind, "GET", "/v1/transactions?limit=100", headers=headers)
+        )
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+    if in_flight:
+        await asyncio.wait(in_flight)
+
+
+async def _overload(service: stack.Stack, cap: int, seconds: float) -> Verdict:
+    verdict = Verdict("overload_2x")
+    record = Record()
+    path = "/v1/transactions?limit=100"
+    async with load.client(service.url, 64) as http:
+        # Capacity: as many closed-loop clients as the worker admits.
+        capacity_end = time.monotonic() + seconds
+
+        async def closed(_: int) -> None:
+            while time.monotonic() < capacity_end:
+                await record.send(http, "capacity", "GET", path, headers=service.admin)
+
+        await load.workers(cap, closed)
+        measured = [o for o in record.outcomes if o.kind == "capacity" and o.status == 200]
+        capacity = len(measured) / seconds
+        overload_rate = 2 * capacity
+        t_overload = time.monotonic()
+        await _open_loop(http, record, "overload", overload_rate, seconds, 64, service.admin)
+        t_drop = time.monotonic()
+        await _open_loop(http, record, "after", capacity / 2, seconds, 64, service.admin)
+
+    over = [o for o in record.outcomes if o.kind == "overload"]
+    admitted = [o for o in over if o.status == 200]
+    shed = [o for o in over if o.status in (429, 503)]
+    after = [o for o in record.outcomes if o.kind == "after"]
+    last_shed = max((o.ended for o in after if o.status != 200), default=t_drop)
+    verdict.requests = sum(o.status != -1 for o in record.outcomes)
+    verdict.errors_5xx = sum(non_retriable(o) for o in record.outcomes if o.status != -1)
+    verdict.recovery_s = round(last_shed - t_drop, 2)
+    baseline = load.p99_ms(measured)
+    verdict.measured = {
+        "max_in_flight": cap,
+        "capacity_rps": round(capacity, 1),
+        "offered_rps": round(overload_rate, 1),
+        "achieved_rps": round(len(over) / max(t_drop - t_overload, 1e-9), 1),
+        "baseline_p99_ms": baseline,
+        "admitted": len(admitted),
+        "admitted_p99_ms": load.p99_ms(admitted),
+        "shed": len(shed),
+        "shed_p99_ms": load.p99_ms(shed),
+        "client_bound_drops": sum(o.status == -1 for o in record.outcomes),
+        "after_drop_non_200": sum(o.status != 200 for o in after),
+        "statuses": record.statuses(),
+    }
+    if not shed:
+        verdict.problems.append("nothing was shed: the load did not exceed the capacity")
+    admitted_p99 = verdict.measured["admitted_p99_ms"]
+    if baseline and admitted_p99 and admitted_p99 > max(4 * baseline, 1000.0):
+        verdict.slow.append(f"admitted p99 {admitted_p99} ms vs {baseline} ms at capacity")
+    if any(o.status not in (200, 429, 503, -1) for o in record.outcomes):
+        verdict.problems.append("answers other than 200 and a shed 429/503")
+    return verdict.judge()
+
+
+def overload(folder: Path, cap: int = 4, seconds: float = 4.0) -> Verdict:
+    """Twice the measured capacity (open loop) against PAMTALK_MAX_IN_FLIGHT=``cap``, then half."""
+    env = {"PAMTALK_MAX_IN_FLIGHT": str(cap)}
+    with stack.running(folder / "overload", env=env, transactions=2000) as service:
+        return asyncio.run(_overload(service, cap, seconds))
+
+
+SCENARIOS: dict[str, Callable[[Path], Verdict]] = {
+    "database_restart": database_restart,
+    "redis_loss": redis_loss,
+    "overload_2x": overload,
+}
