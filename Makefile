@@ -40,5 +40,11 @@ bench: $(STAMP)
 loadtest: $(STAMP)
 	$(BIN)/python bench/loadtest.py $(LOADTEST_ARGS)
 
+# Fault injection (bench/chaos.py): PostgreSQL restarted under writes, Redis killed, 2x overload;
+# each on processes the run starts itself. Writes var/chaos/summary.json; fails if one fails.
+.PHONY: chaos
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
