@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     ledger_anchor_every: int = Field(default=100, ge=1)
     ledger_anchor_minutes: float = Field(default=10.0, gt=0)
 
+    # Notifications (pamtalk/notify): webhook URLs on private or loopback addresses are refused
+    # unless this is set (dev, tests).
+    webhook_allow_private: bool = False
+
     # HTTP
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: str = "INFO"

@@ -24,10 +24,12 @@ from pamtalk.api.routes import (
     jobs,
     ledger,
     models,
+    notifications,
     oip,
     predictions,
     transactions,
     users,
+    webhooks,
 )
 from pamtalk.api.state import AppState
 from pamtalk.cache import create_cache
@@ -84,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         models,
         oip,
         ledger,
+        webhooks,
+        notifications,
     ):
         app.include_router(module.router, responses=errors.RESPONSES)
     # Added first, so it sits inside RequestMiddleware: its 503s are logged and counted.

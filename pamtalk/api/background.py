@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable
 
 from pamtalk.api.state import AppState
 from pamtalk.ledger import anchors
-from pamtalk.registry import rollouts
+from pamtalk.notify import relay
+from pamtalk.registry import events, rollouts
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ def start_background(state: AppState) -> list[asyncio.Task[None]]:
     tasks = [asyncio.create_task(_every(settings.serving_counters_flush_s, flush, "counter flush"))]
     anchor_s = policy.max_age.total_seconds() / 4
     tasks.append(asyncio.create_task(_every(anchor_s, anchor, "ledger anchoring")))
+    notify = relay.run(state.sessions, settings, events.subscribe, events.unsubscribe)
+    tasks.append(asyncio.create_task(notify))
     if settings.rollout_tick_s > 0:
         tasks.append(asyncio.create_task(_every(settings.rollout_tick_s, judge, "rollout tick")))
     return tasks

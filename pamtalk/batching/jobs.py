@@ -11,7 +11,15 @@ from typing import Any, Literal
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pamtalk.db.models import BatchChunk, BatchJob, Farm, FarmStatus, JobStatus
+from pamtalk.db.models import (
+    BatchChunk,
+    BatchJob,
+    Farm,
+    FarmStatus,
+    JobStatus,
+    OutboxEvent,
+    Role,
+)
 from pamtalk.db.types import utcnow
 from pamtalk.domain import CROPS, REGIONS
 from pamtalk.errors import NotFound
@@ -119,6 +127,11 @@ async def finish_chunk(session: AsyncSession, job_id: int, index: int, rows: int
     job.chunks_done, job.rows_written = int(done), int(written)
     if job.chunks_done == job.chunks_total and job.status != JobStatus.failed:
         job.status, job.finished_at = JobStatus.completed, utcnow()
+        # The notification, in the same transaction (pamtalk.notify relays it).
+        day = job.run_date.isoformat() if job.run_date else None
+        report = {"job_id": job.id, "kind": job.kind, "run_date": day, "rows": job.rows_written}
+        staff = (Role.admin, Role.analyst)
+        session.add(OutboxEvent.new("batch.completed", report, roles=staff))
 
 
 async def fail_chunk(session: AsyncSession, job_id: int, index: int, reason: str) -> None:

@@ -5,6 +5,7 @@ Money is integer KRW; quantities are integer grams; timestamps are UTC.
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -400,3 +402,102 @@ class LedgerAnchor(Base):
     sink: Mapped[str | None] = mapped_column(String(32))
     receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON())
     submitted_at: Mapped[datetime | None]
+
+
+class OutboxEvent(Base):
+    """A notification event, written in the same transaction as the change it reports; the
+    relay (pamtalk.notify.relay) fans it out to notifications and webhook deliveries and only
+    then sets ``published_at``. ``audience``: ``{"users": [ids], "roles": [roles]}``."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (Index("ix_outbox_events_unpublished", "published_at", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # a UUID: the event id
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    audience: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None]
+
+    @classmethod
+    def new(
+        cls,
+        type: str,
+        payload: dict[str, Any],
+        *,
+        users: tuple[int, ...] = (),
+        roles: tuple[Role, ...] = (),
+        event_id: str | None = None,
+    ) -> OutboxEvent:
+        return cls(
+            id=event_id or str(uuid.uuid4()),
+            type=type,
+            payload=payload,
+            audience={"users": list(users), "roles": [str(r) for r in roles]},
+            created_at=utcnow(),
+        )
+
+
+class Notification(Base):
+    """An in-app notification: one per recipient of an event (redelivery adds none)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("user_id", "event_id"),
+        Index("ix_notifications_user", "user_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(36))
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]
+
+
+class Webhook(Base):
+    """A user's webhook endpoint: it gets the events of ``events`` that the user is an
+    audience of. The secret signs deliveries (it is shown once, at creation)."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(JSON())
+    secret: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    dead = "dead"  # retried for 24 h, or its webhook was deleted
+
+
+class WebhookDelivery(Base):
+    """One event to one webhook: its exact body (every retry sends the same bytes), attempts
+    and when the next is due."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(36))
+    event_type: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[DeliveryStatus] = mapped_column(
+        _enum(DeliveryStatus), default=DeliveryStatus.pending
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from pamtalk.db.models import Role
 from tests.conftest import Actor, ActorFactory, create_farm, farm_body
+from tests.notify.test_api import MATRIX as NOTIFY_MATRIX
 from tests.serving.test_authorization import MATRIX as PREDICTION_MATRIX
 from tests.serving.test_models_api import MATRIX as MODELS_MATRIX
 
@@ -84,7 +85,7 @@ def test_matrix_covers_every_write_route(app: FastAPI) -> None:
         for method in operations
         if method.upper() in WRITE_METHODS
     }
-    assert routes == set(MATRIX) | set(PREDICTION_MATRIX) | set(MODELS_MATRIX)
+    assert routes == set(MATRIX) | set(PREDICTION_MATRIX) | set(MODELS_MATRIX) | set(NOTIFY_MATRIX)
 
 
 @pytest.mark.parametrize("caller", CALLERS)

@@ -16,6 +16,7 @@ from pamtalk.api.schemas.farms import FarmCreate, FarmPage, FarmPublic, FarmUpda
 from pamtalk.cache import FARMS_NS, cached, generation, invalidate
 from pamtalk.db.models import Farm, FarmCrop, FarmStatus, Role, User
 from pamtalk.errors import Forbidden, InvalidInput, NotFound
+from pamtalk.notify import outbox
 
 router = APIRouter(prefix="/v1/farms", tags=["farms"])
 
@@ -130,6 +131,7 @@ async def update_farm(
     farm = await _get_live(db, farm_id)
     _check_owner(farm, user)
     changes = body.model_dump(exclude_unset=True, exclude={"crops", "practices"})
+    was = farm.status
     for field, value in changes.items():
         if value is None and field not in NULLABLE:
             raise InvalidInput(f"{field} cannot be null")
@@ -140,6 +142,9 @@ async def update_farm(
         # Practice data is merged, and a null clears a value.
         merged = {**farm.practices, **body.practices.model_dump(exclude_unset=True)}
         farm.practices = {k: v for k, v in merged.items() if v is not None}
+    if farm.status == FarmStatus.suspended and was != FarmStatus.suspended:  # owner told
+        suspended = {"farm_id": farm.id, "name": farm.name, "by": user.id}
+        outbox.add(db, "farm.suspended", suspended, users=(farm.owner_id,))
     await db.commit()
     await db.refresh(farm)
     await _changed(cache)

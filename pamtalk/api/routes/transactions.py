@@ -21,6 +21,7 @@ from pamtalk.db.upsert import add_to_demand, insert_for
 from pamtalk.domain import KST
 from pamtalk.errors import Conflict, Forbidden, InvalidInput, NotFound
 from pamtalk.ledger import anchors, chain
+from pamtalk.notify import outbox
 from pamtalk.security import digest
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
@@ -148,6 +149,7 @@ async def create_transaction(
             ],
         )
     )
+    outbox.add(db, "transaction.created", public(tx), users=(farm.owner_id,))
     # Last before commit: the ledger append holds the chain head lock until then.
     sealed = await chain.append(db, tx, anchors.Policy.from_settings(settings), now)
     await db.commit()

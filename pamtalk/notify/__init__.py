@@ -1,0 +1,3 @@
+"""Notifications: a transactional outbox (outbox), the relay that fans its events out to
+in-app notifications and webhook deliveries (relay), webhook endpoints (webhooks), their
+signatures (signing) and the delivery loop with retries and a dead letter (delivery)."""

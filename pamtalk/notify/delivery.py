@@ -1,0 +1,162 @@
+"""Webhook delivery: due deliveries are claimed (a lease, so two workers never send the same
+one at once and a killed sender's claim runs out), sent signed, and recorded. A failure is
+retried with exponential backoff for 24 h, then the delivery is dead-lettered.
+
+At least once: a delivery is marked delivered only after its 2xx, so a sender killed between
+the send and the record sends it again, with the same body and event id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from types import TracebackType
+
+import httpx
+from sqlalchemy import select, update
+
+from pamtalk.db.models import DeliveryStatus, Webhook, WebhookDelivery
+from pamtalk.db.session import SessionFactory
+from pamtalk.db.types import utcnow
+from pamtalk.errors import InvalidInput
+from pamtalk.notify import signing, webhooks
+from pamtalk.settings import Settings
+
+FIRST_RETRY = timedelta(seconds=30)
+MAX_RETRY = timedelta(hours=1)
+RETRY_FOR = timedelta(hours=24)
+LEASE = timedelta(minutes=2)  # longer than a send can take (TIMEOUT_S)
+TIMEOUT_S = 10.0
+BATCH = 50
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait after the ``attempts``-th failure: 30 s, 1 min, 2 min, ... at most 1 h."""
+    return min(FIRST_RETRY * (1 << min(attempts - 1, 16)), MAX_RETRY)
+
+
+class Sender:
+    """Sends one signed delivery over a shared HTTP client; refuses private addresses at
+    send time too (a name can resolve elsewhere since the webhook was registered)."""
+
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
+        self.allow_private = settings.webhook_allow_private
+        self.client = httpx.AsyncClient(
+            timeout=TIMEOUT_S, follow_redirects=False, transport=transport
+        )
+
+    async def __aenter__(self) -> Sender:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.client.aclose()
+
+    async def send(self, url: str, secret: str, delivery: WebhookDelivery) -> int:
+        """The receiver's status code; raises on a refused address or a network error."""
+        await webhooks.check_url(url, self.allow_private)
+        body = delivery.body.encode()
+        response = await self.client.post(
+            url,
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "pamtalk-webhooks/1",
+                signing.HEADER: signing.signature(secret, int(time.time()), body),
+                signing.EVENT_ID_HEADER: delivery.event_id,
+                signing.EVENT_TYPE_HEADER: delivery.event_type,
+            },
+        )
+        return response.status_code
+
+
+async def _claim(sessions: SessionFactory, now: datetime) -> list[tuple[WebhookDelivery, Webhook]]:
+    claimed = []
+    async with sessions() as session:
+        due = (
+            await session.execute(
+                select(WebhookDelivery, Webhook)
+                .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+                .where(
+                    WebhookDelivery.status == DeliveryStatus.pending,
+                    WebhookDelivery.next_attempt_at <= now,
+                )
+                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+                .limit(BATCH)
+            )
+        ).all()
+        for delivery, hook in due:
+            # Conditional on the time it was due: of two claimants, one wins.
+            won = await session.execute(
+                update(WebhookDelivery)
+                .where(
+                    WebhookDelivery.id == delivery.id,
+                    WebhookDelivery.status == DeliveryStatus.pending,
+                    WebhookDelivery.next_attempt_at == delivery.next_attempt_at,
+                )
+                .values(next_attempt_at=now + LEASE)
+                .execution_options(synchronize_session=False)
+            )
+            if won.rowcount == 1:  # type: ignore[attr-defined]
+                claimed.append((delivery, hook))
+        await session.commit()
+    return claimed
+
+
+async def _record(
+    sessions: SessionFactory,
+    delivery: WebhookDelivery,
+    now: datetime,
+    status: int | None,
+    error: str | None,
+) -> None:
+    attempts = delivery.attempts + 1
+    values: dict[str, object] = {"attempts": attempts, "last_status": status}
+    if status is not None and 200 <= status < 300:
+        values |= {"status": DeliveryStatus.delivered, "finished_at": now, "last_error": None}
+    else:
+        values["last_error"] = (error or f"receiver answered {status}")[:500]
+        deadline = delivery.created_at + RETRY_FOR
+        if now >= deadline:
+            values |= {"status": DeliveryStatus.dead, "finished_at": now}
+        else:
+            values["next_attempt_at"] = min(now + backoff(attempts), deadline)
+    async with sessions() as session:
+        await session.execute(
+            update(WebhookDelivery).where(WebhookDelivery.id == delivery.id).values(**values)
+        )
+        await session.commit()
+
+
+async def deliver_due(
+    sessions: SessionFactory, sender: Sender, now: Callable[[], datetime] = utcnow
+) -> int:
+    """Send every delivery that is due (one batch at a time); how many were attempted."""
+    attempted = 0
+    while claimed := await _claim(sessions, now()):
+        for delivery, hook in claimed:
+            status, error = None, None
+            if hook.deleted_at is not None:
+                await _dead(sessions, delivery, now(), "webhook deleted")
+                continue
+            try:
+                status = await sender.send(hook.url, hook.secret, delivery)
+            except (httpx.HTTPError, InvalidInput, OSError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            await _record(sessions, delivery, now(), status, error)
+            attempted += 1
+    return attempted
+
+
+async def _dead(
+    sessions: SessionFactory, delivery: WebhookDelivery, now: datetime, why: str
+) -> None:
+    async with sessions() as session:
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery.id)
+            .values(status=DeliveryStatus.dead, finished_at=now, last_error=why)
+        )
+        await session.commit()

@@ -1,0 +1,96 @@
+"""At least once, never lost: a relay killed mid-batch (while publishing, or while sending)
+loses no event, and what it sends again carries the same event id."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from pamtalk.db.models import DeliveryStatus, Notification, OutboxEvent, Role, WebhookDelivery
+from pamtalk.notify import delivery, relay
+from tests.conftest import Actor, create_farm
+from tests.notify.conftest import Clock, Receiver, drive, register
+from tests.notify.test_webhooks import buy
+
+
+async def purchases(
+    client: httpx.AsyncClient, actors: dict[Role, Actor], n: int
+) -> list[dict[str, Any]]:
+    farm = await create_farm(client, actors[Role.farmer])
+    return [await buy(client, farm, actors[Role.buyer]) for _ in range(n)]
+
+
+async def test_publishing_killed_mid_batch_publishes_everything_once_later(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    actors: dict[Role, Actor],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await purchases(client, actors, 6)
+    fan_out, calls = relay._fan_out, 0
+
+    async def killed_at_the_fourth(*args: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise asyncio.CancelledError  # the worker stops here, mid-batch
+        await fan_out(*args)
+
+    monkeypatch.setattr(relay, "_fan_out", killed_at_the_fourth)
+    sessions = app.state.pamtalk.sessions
+    with pytest.raises(asyncio.CancelledError):
+        await relay.publish(sessions)
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Notification)) == 0
+        unpublished = OutboxEvent.published_at.is_(None)
+        assert await session.scalar(select(func.count()).where(unpublished)) == 6
+
+    monkeypatch.setattr(relay, "_fan_out", fan_out)
+    assert await relay.publish_all(sessions) == 6
+    assert await relay.publish_all(sessions) == 0
+    async with sessions() as session:
+        events = set(await session.scalars(select(OutboxEvent.id)))
+        notes = list(await session.scalars(select(Notification)))
+    assert sorted(n.event_id for n in notes) == sorted(events)
+    assert {n.user_id for n in notes} == {actors[Role.farmer].id}
+
+
+async def test_delivery_killed_mid_batch_loses_nothing(
+    app: FastAPI, client: httpx.AsyncClient, actors: dict[Role, Actor], receiver: Receiver
+) -> None:
+    farmer = actors[Role.farmer]
+    await register(client, farmer, receiver.url, ["transaction.created"])
+    bought = await purchases(client, actors, 10)
+    state = app.state.pamtalk
+    await relay.publish_all(state.sessions)
+
+    receiver.hold_at = 4  # received, never answered: the sender is killed waiting
+    async with delivery.Sender(state.settings) as sender:
+        sending = asyncio.create_task(delivery.deliver_due(state.sessions, sender))
+        await asyncio.to_thread(receiver.held.wait)
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sending
+    receiver.release.set()
+    assert len(receiver.requests) == 4
+
+    later = Clock()
+    later.advance(delivery.LEASE)  # the killed sender's claims have run out
+    assert await drive(app, later) == 7
+
+    seen = Counter(r.event["id"] for r in receiver.requests)
+    for request in receiver.requests:
+        assert request.headers["X-Pamtalk-Event-Id"] == request.event["id"]
+    assert {r.event["data"]["id"] for r in receiver.requests} == {tx["id"] for tx in bought}
+    assert len(seen) == 10 and sorted(seen.values()) == [1] * 9 + [2]
+    assert seen[receiver.requests[3].event["id"]] == 2  # the one in flight: sent again
+    async with state.sessions() as session:
+        statuses = list(await session.scalars(select(WebhookDelivery.status)))
+    assert statuses == [DeliveryStatus.delivered] * 10
