@@ -35,7 +35,8 @@ def _run(work: Callable[[MlflowClient, SessionFactory, str], Awaitable[T]]) -> T
     trail of every change (exit 2 otherwise)."""
     from pamtalk.db.migrate import current_revision, head_revision
     from pamtalk.db.session import create_engine, create_session_factory
-    from pamtalk.registry import store
+    from pamtalk.notify import outbox
+    from pamtalk.registry import events, store
 
     settings = Settings()
 
@@ -52,7 +53,13 @@ def _run(work: Callable[[MlflowClient, SessionFactory, str], Awaitable[T]]) -> T
                 )
                 raise typer.Exit(2)
             actor = f"cli:{getpass.getuser()}"
-            return await work(store.connect(settings), create_session_factory(engine), actor)
+            sessions = create_session_factory(engine)
+            notify = outbox.model_event_subscriber(sessions)  # promotions, rollbacks notified
+            events.subscribe(notify)
+            try:
+                return await work(store.connect(settings), sessions, actor)
+            finally:
+                events.unsubscribe(notify)
         finally:
             await engine.dispose()
 
