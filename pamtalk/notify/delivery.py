@@ -8,6 +8,7 @@ the send and the record sends it again, with the same body and event id.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ RETRY_FOR = timedelta(hours=24)
 LEASE = timedelta(minutes=2)  # longer than a send can take (TIMEOUT_S)
 TIMEOUT_S = 10.0
 BATCH = 50
+CONCURRENCY = 16
 
 
 def backoff(attempts: int) -> timedelta:
@@ -72,8 +74,11 @@ class Sender:
         return response.status_code
 
 
-async def _claim(sessions: SessionFactory, now: datetime) -> list[tuple[WebhookDelivery, Webhook]]:
-    claimed = []
+Claim = tuple[WebhookDelivery, Webhook, datetime]  # the delivery, its webhook, lease end
+
+
+async def _claim(sessions: SessionFactory, now: datetime) -> list[Claim]:
+    claimed: list[Claim] = []
     async with sessions() as session:
         due = (
             await session.execute(
@@ -100,18 +105,19 @@ async def _claim(sessions: SessionFactory, now: datetime) -> list[tuple[WebhookD
                 .execution_options(synchronize_session=False)
             )
             if won.rowcount == 1:  # type: ignore[attr-defined]
-                claimed.append((delivery, hook))
+                claimed.append((delivery, hook, now + LEASE))
         await session.commit()
     return claimed
 
 
 async def _record(
     sessions: SessionFactory,
-    delivery: WebhookDelivery,
+    claim: Claim,
     now: datetime,
     status: int | None,
     error: str | None,
 ) -> None:
+    delivery = claim[0]
     attempts = delivery.attempts + 1
     values: dict[str, object] = {"attempts": attempts, "last_status": status}
     if status is not None and 200 <= status < 300:
@@ -123,9 +129,22 @@ async def _record(
             values |= {"status": DeliveryStatus.dead, "finished_at": now}
         else:
             values["next_attempt_at"] = min(now + backoff(attempts), deadline)
+    await _update(sessions, claim, values)
+
+
+async def _update(sessions: SessionFactory, claim: Claim, values: dict[str, object]) -> None:
+    """Record an attempt, if the claim still holds: a sender slower than its lease has lost
+    the delivery to another, whose record counts (the receiver may get it twice, same id)."""
+    delivery, _, until = claim
     async with sessions() as session:
         await session.execute(
-            update(WebhookDelivery).where(WebhookDelivery.id == delivery.id).values(**values)
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id == delivery.id,
+                WebhookDelivery.status == DeliveryStatus.pending,
+                WebhookDelivery.next_attempt_at == until,
+            )
+            .values(**values)
         )
         await session.commit()
 
@@ -133,30 +152,29 @@ async def _record(
 async def deliver_due(
     sessions: SessionFactory, sender: Sender, now: Callable[[], datetime] = utcnow
 ) -> int:
-    """Send every delivery that is due (one batch at a time); how many were attempted."""
+    """Send every delivery that is due, a batch at a time, up to CONCURRENCY at once (a batch
+    takes about one TIMEOUT_S at worst, well within its LEASE); how many were attempted."""
     attempted = 0
-    while claimed := await _claim(sessions, now()):
-        for delivery, hook in claimed:
-            status, error = None, None
-            if hook.deleted_at is not None:
-                await _dead(sessions, delivery, now(), "webhook deleted")
-                continue
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def attempt(claim: Claim) -> None:
+        nonlocal attempted
+        delivery, hook, _ = claim
+        if hook.deleted_at is not None:
+            gone = {"status": DeliveryStatus.dead, "finished_at": now()}
+            await _update(sessions, claim, gone | {"last_error": "webhook deleted"})
+            return
+        status, error = None, None
+        async with limit:
             try:
                 status = await sender.send(hook.url, hook.secret, delivery)
             except (httpx.HTTPError, InvalidInput, OSError) as exc:
                 error = f"{type(exc).__name__}: {exc}"
-            await _record(sessions, delivery, now(), status, error)
-            attempted += 1
+        await _record(sessions, claim, now(), status, error)
+        attempted += 1
+
+    while claimed := await _claim(sessions, now()):
+        async with asyncio.TaskGroup() as group:
+            for claim in claimed:
+                group.create_task(attempt(claim))
     return attempted
-
-
-async def _dead(
-    sessions: SessionFactory, delivery: WebhookDelivery, now: datetime, why: str
-) -> None:
-    async with sessions() as session:
-        await session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery.id)
-            .values(status=DeliveryStatus.dead, finished_at=now, last_error=why)
-        )
-        await session.commit()
