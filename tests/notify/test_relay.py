@@ -94,3 +94,28 @@ async def test_delivery_killed_mid_batch_loses_nothing(
     async with state.sessions() as session:
         statuses = list(await session.scalars(select(WebhookDelivery.status)))
     assert statuses == [DeliveryStatus.delivered] * 10
+
+
+async def test_a_sender_slower_than_its_lease_loses_the_delivery(
+    app: FastAPI, client: httpx.AsyncClient, actors: dict[Role, Actor], receiver: Receiver
+) -> None:
+    """Sender A hangs past its lease; sender B claims the delivery and delivers it. A's late
+    answer is not recorded over B's: one attempt counted, two requests with one event id."""
+    await register(client, actors[Role.farmer], receiver.url, ["transaction.created"])
+    await purchases(client, actors, 1)
+    state = app.state.pamtalk
+    await relay.publish_all(state.sessions)
+
+    receiver.hold_at = 1
+    async with delivery.Sender(state.settings) as a, delivery.Sender(state.settings) as b:
+        slow = asyncio.create_task(delivery.deliver_due(state.sessions, a))
+        await asyncio.to_thread(receiver.held.wait)
+        later = Clock()
+        later.advance(delivery.LEASE)
+        assert await delivery.deliver_due(state.sessions, b, later) == 1
+        receiver.release.set()
+        assert await slow == 1
+    async with state.sessions() as session:
+        row = (await session.scalars(select(WebhookDelivery))).one()
+    assert row.status == DeliveryStatus.delivered and row.attempts == 1
+    assert [r.event["id"] for r in receiver.requests] == [row.event_id] * 2
