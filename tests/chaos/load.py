@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -75,7 +76,7 @@ def p99_ms(outcomes: list[Outcome]) -> float | None:
     return round(1000 * harness.percentile(sorted(o.latency for o in outcomes), 99), 1)
 
 
-async def workers(count: int, work: Callable[[int], Awaitable[None]]) -> None:
+async def workers(count: int, work: Callable[[int], Coroutine[Any, Any, None]]) -> None:
     """``count`` concurrent loops of ``work(worker_number)``; the first failure propagates."""
     async with asyncio.TaskGroup() as group:
         for number in range(count):
@@ -83,5 +84,9 @@ async def workers(count: int, work: Callable[[int], Awaitable[None]]) -> None:
 
 
 def client(url: str, connections: int) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    # Idle connections are let go before uvicorn's keep-alive timeout (5 s) closes them: a
+    # request sent on one it is closing would fail in the client, not in the server.
+    limits = httpx.Limits(
+        max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=2.0
+    )
     return httpx.AsyncClient(base_url=url, timeout=10.0, limits=limits)

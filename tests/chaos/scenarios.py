@@ -8,23 +8,55 @@ Retry-After (a 503 without it counts too), and every request that got no HTTP an
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 
+from bench import harness
 from pamtalk.domain import KST
 from tests.chaos import load, stack
 from tests.chaos.load import Outcome, Record
+from tests.services import RedisProcess
 
 RECOVERY_BOUND_S = 5.0
+
+
+@dataclass(frozen=True)
+class Outage:
+    """The shape of a fault: ``clients`` concurrent clients, the fault after ``before_s``,
+    the component back ``outage_s`` later, then ``after_s`` more of load."""
+
+    clients: int = 4
+    before_s: float = 2.0
+    outage_s: float = 3.0
+    after_s: float = 4.0
+
+    @property
+    def total_s(self) -> float:
+        return self.before_s + self.outage_s + self.after_s
+
+    async def inject(
+        self, start: float, stop: Callable[[], None], restart: Callable[[], None]
+    ) -> dict[str, float]:
+        """Stops the component ``before_s`` after ``start`` and restarts it ``outage_s``
+        later: the moments it was stopped, found down and back (time.monotonic)."""
+        await _sleep_until(start + self.before_s)
+        timeline = {"stopped": time.monotonic()}
+        await asyncio.to_thread(stop)
+        timeline["down"] = time.monotonic()
+        await _sleep_until(timeline["stopped"] + self.outage_s)
+        await asyncio.to_thread(restart)
+        timeline["back"] = time.monotonic()
+        return timeline
 
 
 @dataclass
@@ -137,17 +169,14 @@ async def _ledger_check(dsn: str, keys: list[str]) -> tuple[int, int, list[str]]
     return lost, duplicated, mismatches
 
 
-async def _database_restart(
-    service: stack.Stack, writers: int, before_s: float, outage_s: float, after_s: float
-) -> Verdict:
+async def _database_restart(service: stack.Stack, outage: Outage) -> Verdict:
     verdict = Verdict("database_restart")
     buyers, farms = await _sellers(service.postgres.dsn)
     record = Record()
     keys: list[str] = []
     confirmed: dict[str, int] = {}
-    timeline: dict[str, float] = {}
     start = time.monotonic()
-    stop_issuing = start + before_s + outage_s + after_s
+    stop_issuing = start + outage.total_s
 
     async def write(number: int) -> None:
         n = 0
@@ -175,19 +204,13 @@ async def _database_restart(
                     break  # a 4xx: the request itself was wrong; reported below
                 await asyncio.sleep(0.1)
 
-    async def fault() -> None:
-        await _sleep_until(start + before_s)
-        timeline["stopped"] = time.monotonic()
-        await asyncio.to_thread(service.postgres.stop)
-        timeline["down"] = time.monotonic()
-        await _sleep_until(timeline["down"] + outage_s)
-        await asyncio.to_thread(service.postgres.start)
-        timeline["back"] = time.monotonic()
-
     done = False
-    async with load.client(service.url, writers) as http:
+    async with load.client(service.url, outage.clients) as http:
         ready_task = asyncio.create_task(_poll_ready(service.url, lambda: done))
-        await asyncio.gather(load.workers(writers, write), fault())
+        _, timeline = await asyncio.gather(
+            load.workers(outage.clients, write),
+            outage.inject(start, service.postgres.stop, service.postgres.start),
+        )
         done = True
         ready = await ready_task
 
@@ -202,12 +225,12 @@ async def _database_restart(
     lost, duplicated, mismatches = await _ledger_check(service.postgres.dsn, keys)
     verdict.lost = lost + sum(1 for key in keys if key not in confirmed)
     verdict.duplicated = duplicated
-    outage = record.between(timeline["stopped"], back)
+    during = record.between(timeline["stopped"], back)
     verdict.measured = {
         "transactions": len(keys),
         "confirmed": len(confirmed),
         "statuses": record.statuses(),
-        "during_outage": Record(outage).statuses(),
+        "during_outage": Record(during).statuses(),
         "outage_s": round(back - timeline["stopped"], 2),
         "write_recovery_s": None if first_write is None else round(first_write - back, 2),
         "readyz_recovery_s": None if first_ready is None else round(first_ready - back, 2),
@@ -218,34 +241,27 @@ async def _database_restart(
         verdict.problems.append(f"demand_daily differs from the transactions: {mismatches[:3]}")
     if not verdict.measured["readyz_503_during_outage"]:
         verdict.problems.append("/readyz did not report the database down")
-    if not outage:
+    if not during:
         verdict.problems.append("no request was made during the outage")
     if any(400 <= o.status < 500 for o in record.outcomes):
         verdict.problems.append("4xx answers to valid writes")
     return verdict.judge()
 
 
-def database_restart(
-    folder: Path, writers: int = 4, before_s: float = 2.0, outage_s: float = 3.0,
-    after_s: float = 3.0,
-) -> Verdict:  # fmt: skip
+def database_restart(folder: Path, outage: Outage = Outage(after_s=3.0)) -> Verdict:
     """PostgreSQL stopped (``pg_ctl stop -m fast``) and started again under idempotent writes."""
     with stack.running(folder / "database_restart") as service:
-        return asyncio.run(_database_restart(service, writers, before_s, outage_s, after_s))
+        return asyncio.run(_database_restart(service, outage))
 
 
 # --- 2. Redis killed and restarted under load ---------------------------------------------
 
 
-async def _redis_loss(
-    service: stack.Stack, clients: int, before_s: float, outage_s: float, after_s: float
-) -> Verdict:
+async def _redis_loss(service: stack.Stack, redis: RedisProcess, outage: Outage) -> Verdict:
     verdict = Verdict("redis_loss")
-    assert service.redis is not None
     record = Record()
-    timeline: dict[str, float] = {}
     start = time.monotonic()
-    end = start + before_s + outage_s + after_s
+    end = start + outage.total_s
     login = {"email": "buyer1@pamtalk.local", "password": "pamtalk-demo"}
 
     async def mix(number: int) -> None:
@@ -271,17 +287,10 @@ async def _redis_loss(
                 )
             await asyncio.sleep(0.01)
 
-    async def fault() -> None:
-        assert service.redis is not None
-        await _sleep_until(start + before_s)
-        timeline["stopped"] = time.monotonic()
-        service.redis.stop()  # SIGKILL
-        await _sleep_until(timeline["stopped"] + outage_s)
-        await asyncio.to_thread(service.redis.start)
-        timeline["back"] = time.monotonic()
-
-    async with load.client(service.url, clients) as http:
-        await asyncio.gather(load.workers(clients, mix), fault())
+    async with load.client(service.url, outage.clients) as http:
+        _, timeline = await asyncio.gather(
+            load.workers(outage.clients, mix), outage.inject(start, redis.stop, redis.start)
+        )  # redis.stop: SIGKILL
 
     back = timeline["back"]
     first_login = min(
@@ -299,28 +308,26 @@ async def _redis_loss(
         o.status == 0 or (o.status >= 500 and o not in documented) for o in record.outcomes
     )
     verdict.recovery_s = None if first_login is None else round(first_login - back, 2)
-    outage = record.between(timeline["stopped"], back)
+    during = record.between(timeline["stopped"], back)
     verdict.measured = {
         "statuses": record.statuses(),
-        "during_outage": Record(outage).statuses(),
+        "during_outage": Record(during).statuses(),
         "sessions_503": len(documented),
         "api_key_failures": len(failed_keys),
         "api_key_p99_ms": load.p99_ms([o for o in record.outcomes if o.kind == "api_key"]),
     }
     if failed_keys:
         verdict.problems.append(f"{len(failed_keys)} API-key requests failed")
-    if not any(o.kind == "session" for o in outage):
+    if not any(o.kind == "session" for o in during):
         verdict.problems.append("no session request was made during the outage")
     return verdict.judge()
 
 
-def redis_loss(
-    folder: Path, clients: int = 4, before_s: float = 2.0, outage_s: float = 3.0,
-    after_s: float = 4.0,
-) -> Verdict:  # fmt: skip
+def redis_loss(folder: Path, outage: Outage = Outage()) -> Verdict:
     """redis-server SIGKILLed and started again on its port under API-key and session traffic."""
     with stack.running(folder / "redis_loss", redis=True) as service:
-        return asyncio.run(_redis_loss(service, clients, before_s, outage_s, after_s))
+        assert service.redis is not None
+        return asyncio.run(_redis_loss(service, service.redis, outage))
 
 
 # --- 3. Overload at twice the capacity ----------------------------------------------------
@@ -349,6 +356,37 @@ async def _open_loop(
         await asyncio.wait(in_flight)
 
 
+async def _loop_lag(until: Callable[[], bool]) -> list[float]:
+    """How late the client's own event loop wakes from a 10 ms sleep: the load generator's
+    share of the latencies it measures (it runs on the same cores as the server)."""
+    lags = []
+    while not until():
+        began = time.monotonic()
+        await asyncio.sleep(0.01)
+        lags.append(time.monotonic() - began - 0.01)
+    return lags
+
+
+def _server_side(log: Path, start: float, end: float) -> dict[str, float | None]:
+    """p99 (ms) of the time the app itself took (its access log) for the requests it finished
+    between ``start`` and ``end`` (time.time()), admitted and shed."""
+    times: dict[str, list[float]] = {"admitted": [], "shed": []}
+    for line in log.read_text(errors="replace").splitlines():
+        if '"pamtalk.access"' not in line or (
+            "/v1/transactions" not in line and "unmatched" not in line
+        ):
+            continue
+        entry = json.loads(line)
+        moment = datetime.fromisoformat(entry["ts"]).timestamp()
+        if start <= moment <= end:
+            shed = entry.get("error_code") == "overloaded"
+            times["shed" if shed else "admitted"].append(float(entry["response_time"]))
+    return {
+        f"server_{kind}_p99_ms": (harness.percentile(sorted(v), 99) if v else None)
+        for kind, v in times.items()
+    }
+
+
 async def _overload(service: stack.Stack, cap: int, seconds: float) -> Verdict:
     verdict = Verdict("overload_2x")
     record = Record()
@@ -365,9 +403,11 @@ async def _overload(service: stack.Stack, cap: int, seconds: float) -> Verdict:
         measured = [o for o in record.outcomes if o.kind == "capacity" and o.status == 200]
         capacity = len(measured) / seconds
         overload_rate = 2 * capacity
-        t_overload = time.monotonic()
+        t_overload, wall_overload = time.monotonic(), time.time()
+        lag_task = asyncio.create_task(_loop_lag(lambda: time.monotonic() > t_overload + seconds))
         await _open_loop(http, record, "overload", overload_rate, seconds, 64, service.admin)
-        t_drop = time.monotonic()
+        t_drop, wall_drop = time.monotonic(), time.time()
+        lags = await lag_task
         await _open_loop(http, record, "after", capacity / 2, seconds, 64, service.admin)
 
     over = [o for o in record.outcomes if o.kind == "overload"]
@@ -375,6 +415,7 @@ async def _overload(service: stack.Stack, cap: int, seconds: float) -> Verdict:
     shed = [o for o in over if o.status in (429, 503)]
     after = [o for o in record.outcomes if o.kind == "after"]
     last_shed = max((o.ended for o in after if o.status != 200), default=t_drop)
+    settled = [o for o in after if o.began >= t_drop + seconds / 2]
     verdict.requests = sum(o.status != -1 for o in record.outcomes)
     verdict.errors_5xx = sum(non_retriable(o) for o in record.outcomes if o.status != -1)
     verdict.recovery_s = round(last_shed - t_drop, 2)
@@ -389,12 +430,19 @@ async def _overload(service: stack.Stack, cap: int, seconds: float) -> Verdict:
         "admitted_p99_ms": load.p99_ms(admitted),
         "shed": len(shed),
         "shed_p99_ms": load.p99_ms(shed),
+        "client_loop_lag_p99_ms": round(1000 * harness.percentile(sorted(lags), 99), 1),
+        **_server_side(service.log, wall_overload, wall_drop),
         "client_bound_drops": sum(o.status == -1 for o in record.outcomes),
         "after_drop_non_200": sum(o.status != 200 for o in after),
+        "after_drop_2nd_half_non_200": sum(o.status != 200 for o in settled),
         "statuses": record.statuses(),
     }
     if not shed:
         verdict.problems.append("nothing was shed: the load did not exceed the capacity")
+    if not any(o.status == 200 for o in settled):
+        verdict.problems.append("did not serve again after the load dropped")
+    elif any(o.status != 200 for o in settled):  # the box's capacity may have moved meanwhile
+        verdict.slow.append("still shedding some at half the measured capacity")
     admitted_p99 = verdict.measured["admitted_p99_ms"]
     if baseline and admitted_p99 and admitted_p99 > max(4 * baseline, 1000.0):
         verdict.slow.append(f"admitted p99 {admitted_p99} ms vs {baseline} ms at capacity")
