@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pamtalk.db.models import (
+    DeliveryStatus,
     Notification,
     OutboxEvent,
     Role,
@@ -37,6 +38,12 @@ log = logging.getLogger(__name__)
 
 BATCH = 100
 INTERVAL_S = 1.0
+PRUNE_EVERY = 3600  # relay rounds between prunes
+# Kept this long: published events (a redelivery needs none), finished deliveries (their
+# history, GET /v1/webhooks/{id}/deliveries), read notifications.
+KEEP_EVENTS = timedelta(days=7)
+KEEP_DELIVERIES = timedelta(days=30)
+KEEP_READ = timedelta(days=90)
 
 
 def body(event: OutboxEvent) -> str:
@@ -137,6 +144,27 @@ async def publish_all(sessions: SessionFactory, now: Callable[[], datetime] = ut
     return total
 
 
+async def prune(sessions: SessionFactory, now: Callable[[], datetime] = utcnow) -> int:
+    """Delete what is done and old (KEEP_*); how many rows went. Pending events and
+    deliveries, and unread notifications, are never pruned."""
+    moment = now()
+    statements = [
+        delete(OutboxEvent).where(OutboxEvent.published_at < moment - KEEP_EVENTS),
+        delete(WebhookDelivery).where(
+            WebhookDelivery.status != DeliveryStatus.pending,
+            WebhookDelivery.finished_at < moment - KEEP_DELIVERIES,
+        ),
+        delete(Notification).where(Notification.read_at < moment - KEEP_READ),
+    ]
+    gone = 0
+    async with sessions() as session:
+        for statement in statements:
+            result = await session.execute(statement.execution_options(synchronize_session=False))
+            gone += result.rowcount  # type: ignore[attr-defined]
+        await session.commit()
+    return gone
+
+
 async def run(
     sessions: SessionFactory,
     settings: Settings,
@@ -145,16 +173,20 @@ async def run(
 ) -> None:
     """The in-process relay of an API worker: model events into the outbox while it runs
     (``subscribe``/``unsubscribe``: pamtalk.registry.events'), and every ``INTERVAL_S``
-    publish what is new and deliver what is due."""
+    publish what is new and deliver what is due (and now and then prune what is old)."""
     subscriber = outbox.model_event_subscriber(sessions)
     subscribe(subscriber)
     try:
         async with delivery.Sender(settings) as sender:
+            rounds = 0
             while True:
                 await asyncio.sleep(INTERVAL_S)
+                rounds += 1
                 try:
                     await publish_all(sessions)
                     await delivery.deliver_due(sessions, sender)
+                    if rounds % PRUNE_EVERY == 0:
+                        await prune(sessions)
                 except Exception:  # a database hiccup: try again next time
                     log.exception("notification relay failed; retrying in %s s", INTERVAL_S)
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -119,3 +120,33 @@ async def test_a_sender_slower_than_its_lease_loses_the_delivery(
         row = (await session.scalars(select(WebhookDelivery))).one()
     assert row.status == DeliveryStatus.delivered and row.attempts == 1
     assert [r.event["id"] for r in receiver.requests] == [row.event_id] * 2
+
+
+async def test_prune_keeps_what_is_pending_or_recent(
+    app: FastAPI, client: httpx.AsyncClient, actors: dict[Role, Actor], receiver: Receiver
+) -> None:
+    farmer = actors[Role.farmer]
+    await register(client, farmer, receiver.url, ["transaction.created"])
+    await purchases(client, actors, 2)
+    sessions = app.state.pamtalk.sessions
+    await drive(app)  # both published, notified and delivered
+    await purchases(client, actors, 1)  # one more, never published
+    async with sessions() as session:
+        note = (await session.scalars(select(Notification).limit(1))).one()
+    read = await client.post(f"/v1/notifications/{note.id}/read", headers=farmer.headers)
+    assert read.status_code == 200
+
+    async def counts() -> list[int]:
+        async with sessions() as session:
+            tables = (OutboxEvent, WebhookDelivery, Notification)
+            return [
+                int(await session.scalar(select(func.count()).select_from(t)) or 0) for t in tables
+            ]
+
+    clock = Clock()
+    assert await relay.prune(sessions, clock) == 0
+    clock.advance(relay.KEEP_EVENTS + timedelta(minutes=1))
+    assert await relay.prune(sessions, clock) == 2 and await counts() == [1, 2, 2]
+    clock.advance(relay.KEEP_READ)
+    assert await relay.prune(sessions, clock) == 3  # two deliveries, the read notification
+    assert await counts() == [1, 0, 1]  # the unpublished event, the unread notification
