@@ -39,6 +39,12 @@ class Stack:
     redis_url: str | None
 
 
+def running(app: FastAPI) -> LifespanManager:
+    """The app started and stopped as a server does it. Generous timeouts: MLflow creating
+    its tables on a loaded 2-core box can take longer than asgi-lifespan's default 5 s."""
+    return LifespanManager(app, startup_timeout=60, shutdown_timeout=60)
+
+
 @pytest.fixture(scope="session", params=["embedded", "services"])
 async def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -124,7 +130,7 @@ async def _reset(settings: Settings) -> None:
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     await _reset(settings)
     application = create_app(settings)
-    async with LifespanManager(application):
+    async with running(application):
         async with application.state.pamtalk.sessions() as session:
             await ensure_admin_api_key(session, ADMIN_KEY)
         yield application

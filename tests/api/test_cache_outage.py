@@ -7,14 +7,13 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 from pamtalk.api.app import create_app
 from pamtalk.db.models import Role
 from pamtalk.settings import Settings
-from tests.conftest import ActorFactory, create_farm
+from tests.conftest import ActorFactory, create_farm, running
 from tests.services import RedisProcess
 
 
@@ -32,7 +31,7 @@ async def outage_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     # `app` prepared the database (and the admin key); this app uses the private Redis.
     application = create_app(settings.model_copy(update={"redis_url": redis_process.url}))
-    async with LifespanManager(application):
+    async with running(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield http

@@ -10,7 +10,6 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from asgi_lifespan import LifespanManager
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
@@ -20,6 +19,7 @@ from pamtalk.db.models import Base
 from pamtalk.db.session import create_engine
 from pamtalk.settings import Settings
 from tests import services
+from tests.conftest import running
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -56,7 +56,7 @@ async def test_upgrade_from_empty_has_no_drift_and_downgrades(empty_database: st
 
 async def test_readyz_reports_unmigrated_database(empty_database: str) -> None:
     app = create_app(Settings(database_url=empty_database))
-    async with LifespanManager(app):
+    async with running(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             before = await client.get("/readyz")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from pamtalk.api.app import create_app
 from pamtalk.db.models import LedgerAnchor, Role
 from pamtalk.settings import Settings
-from tests.conftest import Actor
+from tests.conftest import Actor, running
 from tests.ledger.conftest import check, sales
 
 
@@ -28,7 +27,7 @@ async def test_an_idle_ledger_is_anchored_on_time(
     await sales(client, actors, 2)  # fewer than an anchor's worth, and not overdue
     assert await anchored(app) == []
     quick = create_app(settings.model_copy(update={"ledger_anchor_minutes": 0.005}))  # 0.3 s
-    async with LifespanManager(quick):
+    async with running(quick):
         for _ in range(100):
             if await anchored(app):
                 break

@@ -11,12 +11,11 @@ from contextlib import AsyncExitStack
 import httpx
 import numpy as np
 import pytest
-from asgi_lifespan import LifespanManager
 
 from pamtalk.api.app import create_app
 from pamtalk.models.contract import ESG
 from pamtalk.settings import Settings
-from tests.conftest import Actor
+from tests.conftest import Actor, running
 
 
 def profile(i: int) -> dict[str, object]:
@@ -28,7 +27,7 @@ async def test_requests_over_the_in_flight_cap_get_a_fast_503(
 ) -> None:
     capped = settings.model_copy(update={"max_in_flight": 2})
     app = create_app(capped)
-    async with LifespanManager(app):
+    async with running(app):
         champion = app.state.pamtalk.predictor.routers[ESG.registered_name].champion
         real = champion.infer
 
@@ -78,7 +77,7 @@ async def test_an_exhausted_database_pool_is_a_503_not_a_pile_up(
         update={"database_pool_size": 1, "database_pool_timeout_s": 0.2, "api_key_ttl": 0}
     )
     app = create_app(small)
-    async with LifespanManager(app), AsyncExitStack() as held:
+    async with running(app), AsyncExitStack() as held:
         engine = app.state.pamtalk.engine
         for _ in range(2):  # the pool (1) and its overflow (1), both busy elsewhere
             await held.enter_async_context(engine.connect())

@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from mlflow import MlflowClient
 from sqlalchemy import func, select
@@ -27,7 +26,7 @@ from pamtalk.registry import promote, rollouts, store
 from pamtalk.serving.deployment import Backend, Deployment, LocalBackend
 from pamtalk.serving.runtime import Artifact
 from pamtalk.settings import Settings
-from tests.conftest import Actor, ActorFactory
+from tests.conftest import Actor, ActorFactory, running
 from tests.serving.conftest import new_version
 
 ESG_NAME = ESG.registered_name
@@ -190,7 +189,7 @@ class FaultyBackend:
 async def api(settings: Settings, backend: Backend | None = None) -> AsyncIterator[FastAPI]:
     """Another API process on the same database and registry (its own predictor)."""
     application = create_app(settings)
-    async with LifespanManager(application):
+    async with running(application):
         if backend is not None:
             application.state.pamtalk.predictor.backend = backend
         yield application

@@ -17,7 +17,6 @@ import onnx
 import orjson
 import pytest
 import tritonclient.http as triton
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from tritonclient.utils import InferenceServerException
 
@@ -30,7 +29,7 @@ from pamtalk.registry import promote, store
 from pamtalk.serving.service import PredictorService
 from pamtalk.settings import Settings
 from tests import services
-from tests.conftest import ADMIN_KEY, ActorFactory, Stack
+from tests.conftest import ADMIN_KEY, ActorFactory, Stack, running
 from tests.serving.conftest import ModelStore, example
 
 BIN = Path(sys.executable).parent
@@ -302,7 +301,7 @@ async def test_not_ready_without_champions(stack: Stack, empty_registry: str) ->
         model_watch_interval=0,
     )
     application = create_app(settings)
-    async with LifespanManager(application):
+    async with running(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             assert (await client.get("/v2/health/live")).status_code == 200

@@ -8,14 +8,13 @@ import contextlib
 from collections import Counter
 
 import httpx
-from asgi_lifespan import LifespanManager
 
 from pamtalk.api.app import create_app
 from pamtalk.db.seed import ensure_admin_api_key
 from pamtalk.errors import TooManyRequests
 from pamtalk.models.contract import ESG
 from pamtalk.settings import Settings
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, running
 from tests.serving.conftest import example
 
 
@@ -31,7 +30,7 @@ async def test_flood_gets_429_then_recovers(settings: Settings) -> None:
         }
     )
     app = create_app(tight)
-    async with LifespanManager(app):
+    async with running(app):
         async with app.state.pamtalk.sessions() as session:
             await ensure_admin_api_key(session, ADMIN_KEY)
         transport = httpx.ASGITransport(app=app)
