@@ -1,7 +1,7 @@
 """The API process's periodic work: adding its serving figures to the database, sealing
-ledger anchors that are due, and judging running rollouts (every worker does all three;
-rollout transitions are conditional updates, so they never double-step; anchors are sealed
-under the chain head lock)."""
+ledger anchors that are due, relaying notifications, and judging running rollouts (every
+worker does all of it; rollout transitions are conditional updates, so they never
+double-step; anchors are sealed under the chain head lock)."""
 
 from __future__ import annotations
 

@@ -41,9 +41,9 @@ class VersionRouter:
             return self.champion, "champion", self.challenger
         return self.challenger, "challenger", None
 
-    def live(self) -> set[Deployment]:
-        """The deployments the aliases route to."""
-        return {d for d in (self.champion, self.challenger) if d is not None}
+    def live(self) -> list[Deployment]:
+        """The deployments the aliases route to: the champion, then the challenger."""
+        return [d for d in (self.champion, self.challenger) if d is not None]
 
     def version(self, version: str) -> Deployment | None:
         for deployment in (self.champion, self.challenger):

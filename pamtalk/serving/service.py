@@ -179,7 +179,7 @@ class PredictorService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
         for router in self.routers.values():
-            for deployment in router.live() | set(router.pinned.values()):
+            for deployment in {*router.live(), *router.pinned.values()}:
                 await deployment.retire()
             router.champion = router.challenger = None
             router.pinned.clear()
@@ -208,7 +208,7 @@ class PredictorService:
             client = await self.registry()
             plan = await asyncio.to_thread(promote.rollout, client, name)
             router = self.routers[name]
-            before = router.live()
+            before = set(router.live())
             for role, want in (("champion", plan.champion), ("challenger", plan.challenger)):
                 have: Deployment | None = getattr(router, role)
                 if (have.version if have else None) == want:
@@ -219,7 +219,7 @@ class PredictorService:
                     log.info("serving %s v%s as %s", name, want, role)
                 setattr(router, role, new)
             router.percent, router.mode = plan.percent, plan.mode
-            after = router.live()
+            after = set(router.live())
             for retired in before - after - set(router.pinned.values()):
                 log.info("retiring %s v%s", name, retired.version)
                 self._spawn(retired.retire())
@@ -307,7 +307,7 @@ class PredictorService:
         contract = self.contract(name)
         if version is not None:
             return ModelInfo(contract, [self.deployment(name, version).version])
-        return ModelInfo(contract, [d.version for d in self._live_in_order(name)])
+        return ModelInfo(contract, [d.version for d in self.routers[name].live()])
 
     def contract(self, name: str) -> ModelContract:
         if name not in self.routers:
@@ -327,16 +327,12 @@ class PredictorService:
             return router.champion
         found = router.version(version)
         if found is None:
-            served = [d.version for d in self._live_in_order(name)]
+            served = [d.version for d in router.live()]
             raise NotFound(
                 f"{name} version {version} is not being served "
                 f"(serving: {', '.join(served) or 'none'})"
             )
         return found
-
-    def _live_in_order(self, name: str) -> list[Deployment]:
-        router = self.routers[name]
-        return [d for d in (router.champion, router.challenger) if d is not None]
 
     @contextlib.asynccontextmanager
     async def lease(
