@@ -5,12 +5,15 @@ Defaults are the embedded single-box mode: SQLite, an in-process cache, a local 
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/pamtalk.db"
+# Stands in for PAMTALK_SECRET_KEY outside prod. It is in the source, so it protects nothing.
+_DEV_SECRET = "pamtalk-development-secret-not-for-production"
 
 
 class Settings(BaseSettings):
@@ -32,6 +35,9 @@ class Settings(BaseSettings):
     celery_broker_url: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     admin_api_key: str | None = None
+    # Signs opaque tokens (cursors) and encrypts secrets kept at rest (webhook secrets). Prod
+    # refuses to start without one; elsewhere a fixed, public development key stands in.
+    secret_key: SecretStr | None = None
 
     # Serving (pamtalk/serving): the dynamic batcher, per model version
     serving_max_batch_size: int = Field(default=64, ge=1)
@@ -90,6 +96,13 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def signing_key(self, purpose: str) -> bytes:
+        """A 32-byte key for one purpose, derived from PAMTALK_SECRET_KEY, so that a key
+        leaked from one use (say, cursors) signs nothing else."""
+        secret = self.secret_key.get_secret_value() if self.secret_key else _DEV_SECRET
+        root = hashlib.sha256(secret.encode()).digest()
+        return hashlib.blake2b(purpose.encode(), key=root, digest_size=32).digest()
 
     @model_validator(mode="after")
     def _refuse_unsafe_prod(self) -> Settings:
