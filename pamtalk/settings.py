@@ -6,14 +6,45 @@ Defaults are the embedded single-box mode: SQLite, an in-process cache, a local 
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+import ipaddress
+import json
+import math
+import os
+from collections import Counter
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import limits
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/pamtalk.db"
 # Stands in for PAMTALK_SECRET_KEY outside prod. It is in the source, so it protects nothing.
 _DEV_SECRET = "pamtalk-development-secret-not-for-production"
+
+# Prod mode: secrets must be long and look random. The estimate is the string's length times
+# the Shannon entropy of its own character frequencies, so 32 x "a" scores 0 bits and a key
+# of two alternating characters 32; ``openssl rand -hex 32`` scores about 245.
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_BITS = 100.0
+_GENERATE = "generate one with `openssl rand -hex 32`"
+
+
+def estimated_entropy_bits(secret: str) -> float:
+    """Length x the Shannon entropy per character of ``secret``'s own character counts: a
+    cheap upper-bound guess that catches repeated and few-symbol keys (not dictionary words)."""
+    n = len(secret)
+    return -sum(c * math.log2(c / n) for c in Counter(secret).values()) if n else 0.0
+
+
+def _weak_secret(name: str, secret: str) -> str | None:
+    bits = estimated_entropy_bits(secret)
+    if len(secret) >= MIN_SECRET_LENGTH and bits >= MIN_SECRET_BITS:
+        return None
+    return (
+        f"{name} must be at least {MIN_SECRET_LENGTH} characters in prod and look random "
+        f"(it has {len(secret)} characters, an estimated {bits:.0f} bits of entropy; "
+        f"{MIN_SECRET_BITS:.0f} needed): {_GENERATE}"
+    )
 
 
 class Settings(BaseSettings):
@@ -82,6 +113,11 @@ class Settings(BaseSettings):
     # unless this is set (dev, tests).
     webhook_allow_private: bool = False
 
+    # Prod mode and metrics (docs/security.md): with PAMTALK_METRICS_PORT set, `pamtalk serve`
+    # serves /metrics on that port only, never on the API's; prod never serves it, or /docs
+    # and /openapi.json, on the API port.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+
     # HTTP
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: str = "INFO"
@@ -93,9 +129,67 @@ class Settings(BaseSettings):
     prediction_ttl: int = 3600
     api_key_ttl: int = 300
 
+    # Guessing, floods and sessions (docs/security.md, "Login, sign-up and rate limits" and
+    # "Sessions and API keys"). Rate limits are in the notation of the `limits` library
+    # ("30/minute", "100 per 2 seconds"), counted over a sliding window: "100 per 2 seconds"
+    # averages 50/s and allows a burst of 100.
+    # Peers whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated); none by default,
+    # so a client cannot pick its own address for the per-address limits.
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    login_max_failures_per_account: int = Field(default=10, ge=1)
+    login_max_failures_per_address: int = Field(default=100, ge=1)
+    login_lockout_s: int = Field(default=900, ge=1)  # the window both failure counts live in
+    # Argon2id runs at most this many at once per worker (each uses up to 4 cores for ~50 ms);
+    # a login or sign-up that cannot start one within the wait is a fast 503.
+    password_hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    password_hash_wait_s: float = Field(default=0.25, ge=0)
+    rate_limits_enabled: bool = True
+    rate_limit_auth: str = "30/minute"  # login and sign-up, per client address
+    rate_limit_principal: str = "100 per 2 seconds"  # authenticated requests, per user
+    rate_limit_predictions: str = "40 per 2 seconds"  # predictions, ESG, OIP infer, per user
+    # Sessions end 30 minutes after their last use (session_ttl) and this long after login.
+    session_max_age_s: int = Field(default=43_200, ge=60)
+    # Sessions, login counters and rate-limit counters live apart from cached responses, so
+    # that no amount of cached pages evicts them: in-process a store of their own (this many
+    # entries), with Redis this URL (default PAMTALK_REDIS_URL; it needs
+    # maxmemory-policy noeviction, see docs/security.md).
+    security_redis_url: str | None = None
+    security_store_max_entries: int = Field(default=200_000, ge=1000)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
+        return value
+
+    @field_validator("rate_limit_auth", "rate_limit_principal", "rate_limit_predictions")
+    @classmethod
+    def _valid_rate_limit(cls, value: str) -> str:
+        limits.parse(value)  # ValueError: not in the limits notation
+        return value
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def metrics_on_api_port(self) -> bool:
+        return self.metrics_port is None and self.env != "prod"
+
+    @property
+    def serves_docs(self) -> bool:
+        return self.env != "prod"
 
     def signing_key(self, purpose: str) -> bytes:
         """A 32-byte key for one purpose, derived from PAMTALK_SECRET_KEY, so that a key
@@ -106,6 +200,22 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_prod(self) -> Settings:
-        if self.env == "prod" and self.admin_api_key is not None and len(self.admin_api_key) < 32:
-            raise ValueError("PAMTALK_ADMIN_API_KEY must be at least 32 characters in prod")
+        """Prod refuses a guessable bootstrap key and a missing or guessable signing secret,
+        all problems in one message (docs/security.md, "Prod mode")."""
+        if self.env != "prod":
+            return self
+        problems = []
+        if self.admin_api_key is not None:
+            problems.append(_weak_secret("PAMTALK_ADMIN_API_KEY", self.admin_api_key))
+        if self.secret_key is None:
+            problems.append(
+                "PAMTALK_SECRET_KEY is required in prod (it signs cursors and encrypts webhook "
+                f"secrets): {_GENERATE}"
+            )
+        elif self.secret_key.get_secret_value() == _DEV_SECRET:
+            problems.append(f"PAMTALK_SECRET_KEY is the public development key: {_GENERATE}")
+        else:
+            problems.append(_weak_secret("PAMTALK_SECRET_KEY", self.secret_key.get_secret_value()))
+        if refused := [p for p in problems if p]:
+            raise ValueError("PAMTALK_ENV=prod refuses to start: " + "; ".join(refused))
         return self
