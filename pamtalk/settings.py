@@ -33,7 +33,7 @@ def estimated_entropy_bits(secret: str) -> float:
     """Length x the Shannon entropy per character of ``secret``'s own character counts: a
     cheap upper-bound guess that catches repeated and few-symbol keys (not dictionary words)."""
     n = len(secret)
-    return -sum(c * math.log2(c / n) for c in Counter(secret).values()) if n else 0.0
+    return n * math.log2(n) - sum(c * math.log2(c) for c in Counter(secret).values()) if n else 0.0
 
 
 def _weak_secret(name: str, secret: str) -> str | None:
@@ -48,7 +48,10 @@ def _weak_secret(name: str, secret: str) -> str | None:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PAMTALK_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused setting's error must not print (part of) a secret.
+    model_config = SettingsConfigDict(
+        env_prefix="PAMTALK_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     env: Literal["dev", "test", "prod"] = "dev"
     database_url: str = DEFAULT_DATABASE_URL
