@@ -108,6 +108,13 @@ class Settings(BaseSettings):
     # when the worker's connection drops). Longer than the slowest chunk.
     celery_visibility_timeout: int = Field(default=3600, ge=1)
 
+    # Jobs started from the API (/v1/jobs; docs/security.md): one open job per user, kind
+    # and target (a second is a 409 naming the first), at most this many a user starts in
+    # any 24 hours (then a 429), and at most this many jobs run at once in an API process
+    # without a broker (the others wait their turn, pending).
+    jobs_per_user_per_day: int = Field(default=20, ge=1)
+    jobs_max_running: int = Field(default=2, ge=1)
+
     # Ledger (pamtalk/ledger): seal a Merkle anchor every N entries or M minutes
     ledger_anchor_every: int = Field(default=100, ge=1)
     ledger_anchor_minutes: float = Field(default=10.0, gt=0)
