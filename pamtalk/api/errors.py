@@ -157,17 +157,25 @@ def install(app: FastAPI) -> None:
 
     # Registered by class, the database's errors are answered inside the app: a handler for
     # Exception alone answers after Starlette re-raises, and the server closes the connection.
+    # Any other exception reaches RequestMiddleware, which answers with unhandled() too (in
+    # the request's context, so the 500 keeps its request id); this handler is the last resort.
     @app.exception_handler(sqlalchemy.exc.DBAPIError)
     @app.exception_handler(OSError)
     @app.exception_handler(Exception)
     async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
-        if database_unavailable(exc):
-            log.warning("database unavailable: %s", type(exc).__name__)
-            return error_response(
-                503,
-                "database_unavailable",
-                "the database is unavailable; retry shortly",
-                headers={"Retry-After": "1"},
-            )
-        log.exception("unhandled error", exc_info=exc)
-        return error_response(500, "internal_error", "internal server error")
+        return unhandled(exc)
+
+
+def unhandled(exc: BaseException) -> JSONResponse:
+    """The answer to an exception nothing else handled: a retriable 503 when the database is
+    gone, else a 500. The exception's text goes to the log, never to the client."""
+    if database_unavailable(exc):
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return error_response(
+            503,
+            "database_unavailable",
+            "the database is unavailable; retry shortly",
+            headers={"Retry-After": "1"},
+        )
+    log.error("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "internal server error")

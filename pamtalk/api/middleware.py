@@ -1,4 +1,5 @@
-"""The outermost ASGI layer: request id, body size limit, access log and request metrics.
+"""The outermost ASGI layer: request id, body size limit, security headers, the answer to
+an unhandled exception, access log and request metrics.
 
 Pure ASGI (not BaseHTTPMiddleware) so that it adds no task or buffering per request.
 """
@@ -10,19 +11,28 @@ import re
 import time
 import uuid
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pamtalk.api import context
-from pamtalk.api.errors import error_response
+from pamtalk.api.errors import error_response, unhandled
 from pamtalk.api.metrics import REQUEST_DURATION, REQUEST_TOTAL
 
 log = logging.getLogger("pamtalk.access")
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Answers that carry credentials or account data: no cache (browser, proxy) may keep them.
+_NO_STORE_PREFIXES = ("/v1/auth/", "/v1/users")
+_SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff")]
+_NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once a (chunked) body passes the limit. An HTTPException, so
+    that FastAPI's body parsing passes it on as it is instead of turning it into a 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds {limit} bytes")
 
 
 class RequestMiddleware:
@@ -44,15 +54,20 @@ class RequestMiddleware:
         status = 500
         response_started = False
 
+        no_store = scope.get("path", "").startswith(_NO_STORE_PREFIXES)
+        extra_headers = [(b"x-request-id", request_id.encode()), *_SECURITY_HEADERS]
+        if no_store:
+            extra_headers += _NO_STORE
+
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
+                kept = message.get("headers", [])
+                if no_store:  # ours replaces any Cache-Control the route set
+                    kept = [h for h in kept if h[0].lower() != b"cache-control"]
+                message["headers"] = [*kept, *extra_headers]
             await send(message)
 
         received = 0
@@ -63,7 +78,7 @@ class RequestMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(self.max_body_bytes)
             return message
 
         try:
@@ -72,16 +87,19 @@ class RequestMiddleware:
             declared = 0
         try:
             if declared > self.max_body_bytes:
-                raise _BodyTooLarge
+                raise _BodyTooLarge(self.max_body_bytes)
             await self.app(scope, limited_receive, send_with_id)
-        except _BodyTooLarge:
-            if not response_started:
-                response = error_response(
-                    413,
-                    "payload_too_large",
-                    f"request body exceeds {self.max_body_bytes} bytes",
-                )
-                await response(scope, receive, send_with_id)
+        except _BodyTooLarge as exc:  # read outside the app's handlers (or declared too big)
+            if response_started:
+                raise
+            response = error_response(413, "payload_too_large", str(exc.detail))
+            await response(scope, receive, send_with_id)
+        except Exception as exc:
+            # Answered here, not by Starlette's outermost handler: this still runs in the
+            # request's context, so the 500 carries its request id and is logged with it.
+            if response_started:
+                raise
+            await unhandled(exc)(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - start
             route = scope.get("route")

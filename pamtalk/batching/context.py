@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from pamtalk.batching import jobs, score
 from pamtalk.db.models import BatchJob
@@ -77,6 +77,8 @@ class BatchContext:
         self.service = PredictorService(serving_settings(settings))
         self._celery = celery
         self._running: set[asyncio.Task[BatchJob]] = set()
+        # In-process jobs that run at once; the others wait here, pending.
+        self._slots = asyncio.Semaphore(settings.jobs_max_running)
 
     async def close(self, grace: float = 30.0) -> None:
         """Let in-process jobs finish for up to ``grace`` seconds (each chunk commits whole,
@@ -95,6 +97,7 @@ class BatchContext:
     async def plan_nightly(self, run_date: date, created_by: int | None = None) -> BatchJob:
         versions = await asyncio.to_thread(champions, self.settings)
         async with self.sessions() as session:
+            await self._admit(session, created_by, jobs.NIGHTLY, run_date)
             farms = await jobs.active_farm_ids(session)
             chunks = jobs.split(
                 "demand", jobs.every_series(), self.settings.batch_demand_chunk
@@ -110,8 +113,18 @@ class BatchContext:
     ) -> BatchJob:
         versions = await asyncio.to_thread(champions, self.settings)
         async with self.sessions() as session:
+            await self._admit(session, created_by, kind, item)
             chunk = jobs.ChunkPlan(kind, [item])
             return await jobs.create(session, kind, run_date, versions, [chunk], created_by)
+
+    async def _admit(
+        self, session: AsyncSession, created_by: int | None, kind: str, target: Any
+    ) -> None:
+        """A user's job is held to the per-user limits (jobs.admit); one the operators
+        start (the CLI, beat: no user) is not."""
+        if created_by is not None:
+            per_day = self.settings.jobs_per_user_per_day
+            await jobs.admit(session, created_by, kind, target, per_day)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -125,7 +138,7 @@ class BatchContext:
             # A context of its own: the job outlives the request that started it, and must
             # not inherit its deadline.
             task = asyncio.create_task(
-                self.run_inline(job_id, on_chunk), context=contextvars.Context()
+                self._run_in_turn(job_id, on_chunk), context=contextvars.Context()
             )
             self._running.add(task)
             task.add_done_callback(self._running.discard)
@@ -139,6 +152,10 @@ class BatchContext:
         return None
 
     async def run_chunk(self, job_id: int, index: int) -> int:
+    async def _run_in_turn(self, job_id: int, on_chunk: OnChunk | None) -> BatchJob:
+        async with self._slots:
+            return await self.run_inline(job_id, on_chunk)
+
         """Score one chunk; returns the rows written. Versions pinned for jobs that have
         ended since are let go first, and this job's once it has ended."""
         await self._release_ended()

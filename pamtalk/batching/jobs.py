@@ -5,7 +5,7 @@ often a chunk runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import func, select, update
@@ -19,13 +19,16 @@ from pamtalk.db.models import (
     JobStatus,
     OutboxEvent,
     Role,
+    User,
 )
 from pamtalk.db.types import utcnow
 from pamtalk.domain import CROPS, REGIONS
-from pamtalk.errors import NotFound
+from pamtalk.errors import Conflict, NotFound, TooManyRequests
 
 ChunkKind = Literal["demand", "esg"]
 NIGHTLY = "nightly"
+OPEN = (JobStatus.pending, JobStatus.running)
+QUOTA_WINDOW = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,52 @@ async def create(
     )
     await session.commit()
     return job
+
+
+async def admit(
+    session: AsyncSession,
+    user_id: int,
+    kind: str,
+    target: Any,
+    per_day: int,
+) -> None:
+    """Refuse a job the user may not start now, in the transaction that then creates it: a
+    second open (pending or running) job of the same kind and target (409 naming the
+    first), or more than ``per_day`` jobs in 24 hours (429). The user's row is locked
+    first (SQLite: the transaction's write lock), so that concurrent requests of one user
+    are judged one after the other."""
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    rows = await session.execute(
+        select(BatchJob.id, BatchJob.status, BatchJob.run_date, BatchChunk.items)
+        .join(BatchChunk, BatchChunk.job_id == BatchJob.id)
+        .where(BatchJob.created_by == user_id, BatchJob.kind == kind, BatchJob.status.in_(OPEN))
+        .where(BatchChunk.index == 0)
+    )
+    for job_id, status, run_date, items in rows:
+        same = run_date == target if kind == NIGHTLY else items == [target]
+        if same:
+            raise Conflict(
+                f"you already have {kind} job {job_id} for {target} ({status}): follow "
+                f"/v1/jobs/{job_id} instead of starting another",
+                details={"job_id": job_id},
+                headers={"Location": f"/v1/jobs/{job_id}"},
+            )
+    since = utcnow() - QUOTA_WINDOW
+    started: list[datetime] = list(
+        await session.scalars(
+            select(BatchJob.created_at)
+            .where(BatchJob.created_by == user_id, BatchJob.created_at >= since)
+            .order_by(BatchJob.created_at)
+        )
+    )
+    if len(started) >= per_day:
+        wait = started[-per_day] + QUOTA_WINDOW - utcnow()
+        retry_after = max(1, int(wait.total_seconds()) + 1)
+        raise TooManyRequests(
+            f"you have started {len(started)} jobs in the last 24 hours, the most allowed "
+            f"(PAMTALK_JOBS_PER_USER_PER_DAY={per_day}); retry in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
 
 
 async def get(session: AsyncSession, job_id: int) -> BatchJob:

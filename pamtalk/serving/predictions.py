@@ -8,6 +8,7 @@ stored in them."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -121,14 +122,26 @@ async def score_farm(
     *,
     farm_id: int,
     key: str | None,
+    privileged: Callable[[int], bool],
 ) -> dict[str, Any]:
-    """Score a stored farm and record the result as an assessment."""
+    """Score a stored farm. For a caller ``privileged`` for the farm's owner id (the owner,
+    admins, analysts) the result is recorded as an assessment; anyone else gets the score
+    unrecorded (``"stored": false``) and without the social pillar's breakdown, whose
+    values are the farm's labour practices."""
     farm = await db.get(Farm, farm_id)
     if farm is None or farm.status == FarmStatus.deleted:
         raise NotFound(f"farm {farm_id} not found")
-    profile = farm.profile()
+    profile, owner_id = farm.profile(), farm.owner_id
     await db.commit()  # release the connection while the model works
     result = await score_esg(service, cache, ttl, profile=profile, key=key)
+    if not privileged(owner_id):
+        social = result["methodology"]["breakdown"]["social"]
+        result["methodology"]["breakdown"]["social"] = {
+            "score": social["score"],
+            "withheld": "the components show the farm's labour practices: its owner, "
+            "admins and analysts see them",
+        }
+        return result | {"farm_id": farm_id, "assessment_id": None, "stored": False}
     answer = answers.EsgAnswer(result["scores"], result["grade"], result["reported_share"])
     assessment = EsgAssessment(
         farm_id=farm_id,
@@ -139,4 +152,4 @@ async def score_farm(
     )
     db.add(assessment)
     await db.commit()
-    return result | {"farm_id": farm_id, "assessment_id": assessment.id}
+    return result | {"farm_id": farm_id, "assessment_id": assessment.id, "stored": True}

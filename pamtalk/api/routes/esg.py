@@ -1,5 +1,6 @@
-"""ESG scores: ``POST /v1/esg/score`` for a stored farm (recorded as an assessment) or for a
-practice profile sent in the request (not stored)."""
+"""ESG scores: ``POST /v1/esg/score`` for a stored farm (recorded as an assessment when the
+caller is its owner, an admin or an analyst) or for a practice profile sent in the request
+(not stored)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
+from pamtalk.api import farm_view
 from pamtalk.api.deps import CacheDep, CurrentUser, DbDep, PredictorDep, SettingsDep
 from pamtalk.api.responses import JSONResponse
 from pamtalk.api.schemas.predictions import ESG_EXAMPLES, EsgRequest, EsgScore
@@ -26,14 +28,22 @@ async def score(
 ) -> JSONResponse:
     """The model's estimate (``scores``, ``grade``) beside the methodology's audit of what
     was reported (``methodology``): see the response schema for how the two overall figures
-    differ. A stored farm's score is recorded as an assessment."""
+    differ. A stored farm's score is recorded as an assessment when you are its owner, an
+    admin or an analyst (``stored``); others get it unrecorded, without the social pillar's
+    breakdown (the farm's labour practices)."""
     ttl, key = settings.prediction_ttl, str(user.id)
     if body.farm_id is not None:
         result = await predictions.score_farm(
-            predictor, cache, ttl, db, farm_id=body.farm_id, key=key
+            predictor,
+            cache,
+            ttl,
+            db,
+            farm_id=body.farm_id,
+            key=key,
+            privileged=lambda owner_id: farm_view.sees_private(user, owner_id),
         )
     else:
         profile = body.model_dump(exclude={"farm_id"}, exclude_none=True)
         result = await predictions.score_esg(predictor, cache, ttl, profile=profile, key=key)
-        result |= {"farm_id": None, "assessment_id": None}
+        result |= {"farm_id": None, "assessment_id": None, "stored": False}
     return JSONResponse(result)

@@ -1,4 +1,5 @@
-"""Farms: create, read, update, soft-delete, and a cached, filtered, cursor-paginated list."""
+"""Farms: create, read, update, soft-delete, and a cached, filtered, cursor-paginated list.
+Each caller sees a farm as farm_view allows (private fields for the owner and staff)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import select
 
-from pamtalk.api import pagination
+from pamtalk.api import farm_view, pagination
 from pamtalk.api.auth import Principal
 from pamtalk.api.deps import CacheDep, CurrentUser, DbDep, FarmWriter, PathId, SettingsDep
 from pamtalk.api.responses import JSONResponse
-from pamtalk.api.schemas.common import CropSlug, Id, RegionSlug
+from pamtalk.api.schemas.common import CropSlug, QueryId, RegionSlug
 from pamtalk.api.schemas.farms import FarmCreate, FarmPage, FarmPublic, FarmUpdate
 from pamtalk.cache import FARMS_NS, cached, generation, invalidate
 from pamtalk.db.models import Farm, FarmCrop, FarmStatus, Role, User
@@ -40,6 +41,11 @@ async def _get_live(db: DbDep, farm_id: int) -> Farm:
 def _check_owner(farm: Farm, user: Principal) -> None:
     if user.role != Role.admin and farm.owner_id != user.id:
         raise Forbidden("farmers can change only their own farms")
+
+
+def _shown(farm: Farm, viewer: Principal) -> JSONResponse:
+    full = FarmPublic.model_validate(farm).model_dump(mode="json")
+    return JSONResponse(farm_view.for_viewer(full, viewer))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=FarmPublic)
@@ -71,17 +77,19 @@ async def list_farms(
     db: DbDep,
     cache: CacheDep,
     settings: SettingsDep,
-    _: CurrentUser,
+    pages: pagination.PagesDep,
+    user: CurrentUser,
     region: Annotated[RegionSlug | None, Query()] = None,
     crop: Annotated[CropSlug | None, Query()] = None,
     farm_status: Annotated[FarmStatus, Query(alias="status")] = FarmStatus.active,
     organic: bool | None = None,
-    owner_id: Annotated[Id | None, Query()] = None,
+    owner_id: Annotated[QueryId | None, Query()] = None,
     limit: pagination.Limit = 50,
     cursor: pagination.Cursor = None,
 ) -> Response:
     """Farms in id order. Cached for 300 s; any farm write makes the next read fresh. Follow
-    ``next_cursor`` with the same filters (a cursor used with other filters is a 400)."""
+    ``next_cursor`` with the same filters (a cursor used with other filters is a 400).
+    Other people's farms are in their public view unless you are an admin or analyst."""
     if farm_status == FarmStatus.deleted:
         raise InvalidInput("deleted farms are not listed")
     filters = {
@@ -91,7 +99,7 @@ async def list_farms(
         "organic": organic,
         "owner_id": owner_id,
     }
-    after = pagination.decode(cursor, (int,), filters=filters)[0] if cursor else 0
+    after = pages.decode(cursor, (pagination.row_id,), filters=filters)[0] if cursor else 0
 
     async def page() -> dict[str, object]:
         query = select(Farm).where(Farm.status == farm_status, Farm.id > after)
@@ -108,18 +116,21 @@ async def list_farms(
         items = [FarmPublic.model_validate(f).model_dump(mode="json") for f in rows[:limit]]
         return {
             "items": items,
-            "next_cursor": pagination.encode(rows[limit - 1].id, filters=filters) if more else None,
+            "next_cursor": pages.encode(rows[limit - 1].id, filters=filters) if more else None,
         }
 
     gen = await generation(cache, FARMS_NS)
     key = f"list:{gen}:{region}:{crop}:{farm_status}:{organic}:{owner_id}:{after}:{limit}"
-    return JSONResponse(await cached(cache, FARMS_NS, key, settings.farm_list_ttl, page))
+    # The cache holds full farms; the caller's view is cut from it after.
+    full = await cached(cache, FARMS_NS, key, settings.farm_list_ttl, page)
+    return JSONResponse(farm_view.page_for_viewer(full, user))
 
 
 @router.get("/{farm_id}", response_model=FarmPublic)
-async def get_farm(farm_id: PathId, db: DbDep, _: CurrentUser) -> Farm:
-    """One farm (deleted farms are not found)."""
-    return await _get_live(db, farm_id)
+async def get_farm(farm_id: PathId, db: DbDep, user: CurrentUser) -> JSONResponse:
+    """One farm (deleted farms are not found); its public view unless it is yours or you
+    are an admin or analyst."""
+    return _shown(await _get_live(db, farm_id), user)
 
 
 @router.patch("/{farm_id}", response_model=FarmPublic)
@@ -127,11 +138,13 @@ async def update_farm(
     farm_id: PathId, body: FarmUpdate, user: FarmWriter, db: DbDep, cache: CacheDep
 ) -> Farm:
     """Change a farm (its owner or an admin): only the fields sent; ``practices`` merge and
-    a null clears one practice."""
+    a null clears one practice. Only an admin changes ``status`` (suspends or reinstates)."""
     farm = await _get_live(db, farm_id)
     _check_owner(farm, user)
     changes = body.model_dump(exclude_unset=True, exclude={"crops", "practices"})
     was = farm.status
+    if "status" in changes and changes["status"] != was and user.role != Role.admin:
+        raise Forbidden("only an admin changes a farm's status (suspends or reinstates it)")
     for field, value in changes.items():
         if value is None and field not in NULLABLE:
             raise InvalidInput(f"{field} cannot be null")

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from pamtalk.api.auth import Principal
 from pamtalk.api.deps import ModelManager, PathId, PredictorDep, StateDep
+from pamtalk.api.schemas.common import MAX_ID
 from pamtalk.api.schemas.models import (
     CanaryRequest,
     EventPublic,
@@ -186,7 +187,9 @@ async def list_events(
     name: ModelName,
     user: ModelManager,
     state: StateDep,
-    before: Annotated[int | None, Query(ge=1, description="events older than this id")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="events older than this id")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Any:
     """The audit trail, newest first: who promoted, rolled back, changed the canary, and

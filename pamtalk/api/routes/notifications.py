@@ -26,6 +26,7 @@ def public(note: Notification) -> dict[str, object]:
 async def list_notifications(
     user: CurrentUser,
     db: DbDep,
+    pages: pagination.PagesDep,
     unread: Annotated[bool, Query(description="only those not read yet")] = False,
     limit: pagination.Limit = 50,
     cursor: pagination.Cursor = None,
@@ -36,14 +37,14 @@ async def list_notifications(
     if unread:
         query = query.where(Notification.read_at.is_(None))
     if cursor:
-        before = pagination.decode(cursor, (int,), filters=filters)[0]
+        before = pages.decode(cursor, (pagination.row_id,), filters=filters)[0]
         query = query.where(Notification.id < before)
     rows = list(await db.scalars(query.order_by(Notification.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     return JSONResponse(
         {
             "items": [public(n) for n in rows[:limit]],
-            "next_cursor": pagination.encode(rows[limit - 1].id, filters=filters) if more else None,
+            "next_cursor": pages.encode(rows[limit - 1].id, filters=filters) if more else None,
         }
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import orjson
@@ -13,14 +12,14 @@ from pamtalk.api import pagination
 from pamtalk.api.auth import Principal
 from pamtalk.api.deps import CurrentUser, DbDep, PathId, SettingsDep, TransactionWriter
 from pamtalk.api.responses import JSONResponse
-from pamtalk.api.schemas.common import CropSlug, Id
+from pamtalk.api.schemas.common import CropSlug, Moment, QueryId
 from pamtalk.api.schemas.transactions import TransactionCreate, TransactionPage, TransactionPublic
 from pamtalk.db.models import Farm, FarmStatus, Role, Transaction, User
 from pamtalk.db.types import utcnow
 from pamtalk.db.upsert import add_to_demand, insert_for
 from pamtalk.domain import KST
 from pamtalk.errors import Conflict, Forbidden, InvalidInput, NotFound
-from pamtalk.ledger import anchors, chain
+from pamtalk.ledger import anchors, chain, handover
 from pamtalk.notify import outbox
 from pamtalk.security import digest
 
@@ -154,7 +153,7 @@ async def create_transaction(
     sealed = await chain.append(db, tx, anchors.Policy.from_settings(settings), now)
     await db.commit()
     if sealed is not None:
-        await anchors.submit_pending(db)
+        await handover.submit(db, settings)
     return JSONResponse(public(tx), status_code=status.HTTP_201_CREATED)
 
 
@@ -162,11 +161,12 @@ async def create_transaction(
 async def list_transactions(
     user: CurrentUser,
     db: DbDep,
-    farm_id: Annotated[Id | None, Query()] = None,
-    buyer_id: Annotated[Id | None, Query()] = None,
+    pages: pagination.PagesDep,
+    farm_id: Annotated[QueryId | None, Query()] = None,
+    buyer_id: Annotated[QueryId | None, Query()] = None,
     crop: Annotated[CropSlug | None, Query()] = None,
-    since: Annotated[datetime | None, Query(description="inclusive; naive means UTC")] = None,
-    until: Annotated[datetime | None, Query(description="exclusive; naive means UTC")] = None,
+    since: Annotated[Moment | None, Query(description="inclusive; naive means UTC")] = None,
+    until: Annotated[Moment | None, Query(description="exclusive; naive means UTC")] = None,
     limit: pagination.Limit = 50,
     cursor: pagination.Cursor = None,
 ) -> Response:
@@ -187,7 +187,6 @@ async def list_transactions(
         query = query.where(Transaction.buyer_id == buyer_id)
     if crop is not None:
         query = query.where(Transaction.crop == crop)
-    since, until = (_utc(t) for t in (since, until))
     if since and until and since >= until:
         raise InvalidInput("since must be before until")
     # A cursor pages the query it came from: it carries these filters' hash.
@@ -203,7 +202,9 @@ async def list_transactions(
     if until:
         query = query.where(Transaction.created_at < until)
     if cursor:
-        at, last_id = pagination.decode(cursor, (datetime.fromisoformat, int), filters=filters)
+        at, last_id = pages.decode(
+            cursor, (pagination.timestamp, pagination.row_id), filters=filters
+        )
         query = query.where(tuple_(Transaction.created_at, Transaction.id) < tuple_(at, last_id))
     query = query.order_by(Transaction.created_at.desc(), Transaction.id.desc()).limit(limit + 1)
     rows = list(await db.scalars(query))
@@ -211,7 +212,7 @@ async def list_transactions(
     return JSONResponse(
         {
             "items": [public(tx) for tx in rows[:limit]],
-            "next_cursor": pagination.encode(last.created_at.isoformat(), last.id, filters=filters)
+            "next_cursor": pages.encode(last.created_at.isoformat(), last.id, filters=filters)
             if last
             else None,
         }
@@ -236,9 +237,3 @@ async def is_party(tx: Transaction, user: Principal, db: DbDep) -> bool:
     if user.role != Role.farmer:
         return False
     return await db.scalar(select(Farm.owner_id).where(Farm.id == tx.farm_id)) == user.id
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

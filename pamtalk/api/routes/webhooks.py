@@ -59,6 +59,7 @@ async def delete_webhook(webhook_id: PathId, user: CurrentUser, db: DbDep) -> Re
 async def list_deliveries(
     webhook_id: PathId,
     user: CurrentUser,
+    pages: pagination.PagesDep,
     db: DbDep,
     limit: pagination.Limit = 50,
     cursor: pagination.Cursor = None,
@@ -66,13 +67,13 @@ async def list_deliveries(
     """The webhook's deliveries, newest first: status, attempts, the receiver's last answer."""
     hook = await webhooks.get(db, webhook_id, _owner(user))
     filters = {"webhook": hook.id}
-    before = pagination.decode(cursor, (int,), filters=filters)[0] if cursor else None
+    before = pages.decode(cursor, (pagination.row_id,), filters=filters)[0] if cursor else None
     rows = await webhooks.deliveries(db, hook.id, before, limit + 1)
     more = len(rows) > limit
     items = [DeliveryPublic.model_validate(d).model_dump(mode="json") for d in rows[:limit]]
     return JSONResponse(
         {
             "items": items,
-            "next_cursor": pagination.encode(rows[limit - 1].id, filters=filters) if more else None,
+            "next_cursor": pages.encode(rows[limit - 1].id, filters=filters) if more else None,
         }
     )

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, WithJsonSchema, field_validator
+from pydantic import (
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
 from pamtalk.api.schemas.common import CropSlug, Id, LongText, Name, RegionSlug, Schema, one_of
 from pamtalk.db.models import FarmStatus
@@ -24,7 +32,7 @@ Certification = Annotated[
     one_of("certification", CERTIFICATIONS),
     WithJsonSchema({"type": "string", "enum": list(CERTIFICATIONS)}),
 ]
-Share = Annotated[float, Field(ge=0, le=1)]
+Share = Annotated[StrictFloat, Field(ge=0, le=1)]
 
 
 class Practices(Schema):
@@ -32,37 +40,37 @@ class Practices(Schema):
     (the ESG model scores incomplete profiles with a wider uncertainty band)."""
 
     # Environment
-    nitrogen_kg_per_ha: float | None = Field(default=None, ge=0, le=1000)
-    pesticide_kg_per_ha: float | None = Field(default=None, ge=0, le=200)
-    diesel_l_per_year: float | None = Field(default=None, ge=0, le=1_000_000)
-    electricity_kwh_per_year: float | None = Field(default=None, ge=0, le=100_000_000)
+    nitrogen_kg_per_ha: StrictFloat | None = Field(default=None, ge=0, le=1000)
+    pesticide_kg_per_ha: StrictFloat | None = Field(default=None, ge=0, le=200)
+    diesel_l_per_year: StrictFloat | None = Field(default=None, ge=0, le=1_000_000)
+    electricity_kwh_per_year: StrictFloat | None = Field(default=None, ge=0, le=100_000_000)
     renewable_share: Share | None = None
-    water_m3_per_year: float | None = Field(default=None, ge=0, le=100_000_000)
-    yield_kg_per_year: float | None = Field(default=None, ge=0, le=1_000_000_000)
-    cover_crops: bool | None = None
-    reduced_tillage: bool | None = None
-    crop_rotation: bool | None = None
-    integrated_pest_management: bool | None = None
+    water_m3_per_year: StrictFloat | None = Field(default=None, ge=0, le=100_000_000)
+    yield_kg_per_year: StrictFloat | None = Field(default=None, ge=0, le=1_000_000_000)
+    cover_crops: StrictBool | None = None
+    reduced_tillage: StrictBool | None = None
+    crop_rotation: StrictBool | None = None
+    integrated_pest_management: StrictBool | None = None
     biodiversity_area_share: Share | None = None
     # Social
-    workers: int | None = Field(default=None, ge=0, le=100_000)
-    fair_wage: bool | None = None
-    safety_training: bool | None = None
-    training_hours_per_worker: float | None = Field(default=None, ge=0, le=2000)
+    workers: StrictInt | None = Field(default=None, ge=0, le=100_000)
+    fair_wage: StrictBool | None = None
+    safety_training: StrictBool | None = None
+    training_hours_per_worker: StrictFloat | None = Field(default=None, ge=0, le=2000)
     local_employment_share: Share | None = None
-    accidents_per_year: int | None = Field(default=None, ge=0, le=10_000)
+    accidents_per_year: StrictInt | None = Field(default=None, ge=0, le=10_000)
     # Governance
-    record_keeping: bool | None = None
-    traceability: bool | None = None
-    transparency_reports: bool | None = None
+    record_keeping: StrictBool | None = None
+    traceability: StrictBool | None = None
+    transparency_reports: StrictBool | None = None
 
 
 Crops = Annotated[list[CropSlug], Field(min_length=1, max_length=30)]
 Certifications = Annotated[list[Certification], Field(max_length=len(CERTIFICATIONS))]
 # Mainland Korea and its islands (Jeju to Dokdo): a coordinate outside is a mistake.
-Latitude = Annotated[float, Field(ge=33.0, le=38.7)]
-Longitude = Annotated[float, Field(ge=124.5, le=132.0)]
-Area = Annotated[int, Field(gt=0, le=100_000_000)]  # m², up to 10,000 ha
+Latitude = Annotated[StrictFloat, Field(ge=33.0, le=38.7)]
+Longitude = Annotated[StrictFloat, Field(ge=124.5, le=132.0)]
+Area = Annotated[StrictInt, Field(gt=0, le=100_000_000)]  # m², up to 10,000 ha
 
 
 class _Unique(Schema):
@@ -80,7 +88,7 @@ class FarmCreate(_Unique):
     longitude: Longitude | None = None
     area_m2: Area
     crops: Crops
-    organic: bool = False
+    organic: StrictBool = False
     certifications: Certifications = Field(default_factory=list)
     practices: Practices = Field(default_factory=Practices)
     owner_id: Id | None = Field(default=None, description="admin only: create for this farmer")
@@ -94,7 +102,7 @@ class FarmUpdate(_Unique):
     longitude: Longitude | None = None
     area_m2: Area | None = None
     crops: Crops | None = None
-    organic: bool | None = None
+    organic: StrictBool | None = None
     certifications: Certifications | None = None
     practices: Practices | None = None
     status: FarmStatus | None = Field(default=None, description="active or suspended")
@@ -123,6 +131,11 @@ class FarmPublic(Schema):
     status: FarmStatus
     created_at: datetime
     updated_at: datetime
+    visibility: Literal["full", "public"] = Field(
+        default="full",
+        description="'public': address, latitude, longitude (null here) and the labour "
+        "practices are left out; only the owner, admins and analysts see them ('full')",
+    )
 
 
 class FarmPage(Schema):

@@ -7,13 +7,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from pamtalk.api.schemas.common import CropSlug, Id, RegionSlug, Schema
+from pamtalk.api.schemas.common import CropSlug, Day, Id, RegionSlug, Schema
 from pamtalk.db.models import JobStatus
 
 
 class NightlyJob(Schema):
     kind: Literal["nightly"]
-    run_date: date | None = Field(default=None, description="default today (Asia/Seoul)")
+    run_date: Day | None = Field(default=None, description="default today (Asia/Seoul)")
 
 
 class DemandJob(Schema):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictFloat, StrictInt
 
 from pamtalk.api.schemas.common import Schema
 
@@ -59,24 +59,26 @@ class RollbackRequest(Schema):
 
 class CanaryRequest(Schema):
     version: str = Field(min_length=1, max_length=32, examples=["4"])
-    percent: int = Field(ge=0, le=100, examples=[5])
-    shadow: bool = Field(default=False, description="score a copy; the champion still answers")
+    percent: StrictInt = Field(ge=0, le=100, examples=[5])
+    shadow: StrictBool = Field(
+        default=False, description="score a copy; the champion still answers"
+    )
     reason: str | None = Field(default=None, max_length=500)
 
 
 class GatesRequest(Schema):
-    max_error_rate: float = Field(default=0.001, ge=0, le=1)
-    max_p99_ratio: float = Field(default=1.2, gt=0)
-    max_shadow_divergence: float | None = Field(default=None, ge=0)
+    max_error_rate: StrictFloat = Field(default=0.001, ge=0, le=1)
+    max_p99_ratio: StrictFloat = Field(default=1.2, gt=0, le=1000)
+    max_shadow_divergence: StrictFloat | None = Field(default=None, ge=0, le=1e6)
 
 
 class RolloutRequest(Schema):
     version: str = Field(min_length=1, max_length=32, examples=["4"])
-    steps: list[int] = Field(default=[5, 25, 50, 100], min_length=1, max_length=20)
-    step_seconds: float = Field(default=600, gt=0, le=7 * 24 * 3600)
-    min_requests: int = Field(default=200, ge=1)
+    steps: list[StrictInt] = Field(default=[5, 25, 50, 100], min_length=1, max_length=20)
+    step_seconds: StrictFloat = Field(default=600, gt=0, le=7 * 24 * 3600)
+    min_requests: StrictInt = Field(default=200, ge=1, le=1_000_000_000)
     gates: GatesRequest = GatesRequest()
-    shadow: bool = Field(default=False, description="each step shadows instead of answering")
+    shadow: StrictBool = Field(default=False, description="each step shadows instead of answering")
 
 
 class RolloutPublic(Schema):

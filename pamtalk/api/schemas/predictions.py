@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, model_validator
 
 from pamtalk.api.schemas.common import CropSlug, Id, RegionSlug, Schema
 from pamtalk.api.schemas.farms import Area, Certifications, Crops, Practices
@@ -13,8 +13,8 @@ from pamtalk.models.contract import DEMAND_HORIZON, DEMAND_LOOKBACK
 
 
 class HistoryDay(Schema):
-    quantity_kg: float = Field(ge=0, le=1e9, description="kg sold that day", examples=[230.5])
-    price_krw_per_kg: float = Field(
+    quantity_kg: StrictFloat = Field(ge=0, le=1e9, description="kg sold that day", examples=[230.5])
+    price_krw_per_kg: StrictFloat = Field(
         default=0, ge=0, le=1e8, description="mean price that day; 0 = unknown", examples=[3000]
     )
 
@@ -25,11 +25,12 @@ class DemandRequest(Schema):
 
     crop: CropSlug
     region: RegionSlug
-    horizon_days: int = Field(default=DEMAND_HORIZON, ge=1, le=DEMAND_HORIZON)
+    horizon_days: StrictInt = Field(default=DEMAND_HORIZON, ge=1, le=DEMAND_HORIZON)
     as_of: date | None = Field(
         default=None,
         description="last day of history; default yesterday (Asia/Seoul)",
         ge=date(2000, 1, 1),
+        le=date(2099, 12, 1),
     )
     history: (
         Annotated[list[HistoryDay], Field(min_length=DEMAND_LOOKBACK, max_length=DEMAND_LOOKBACK)]
@@ -83,7 +84,7 @@ class EsgRequest(Schema):
     practices: Practices | None = None
     crops: Crops | None = None
     area_m2: Area | None = None
-    organic: bool | None = None
+    organic: StrictBool | None = None
     certifications: Certifications | None = None
 
     @model_validator(mode="after")
@@ -146,6 +147,11 @@ class EsgScore(Schema):
     farm_id: int | None = Field(default=None, description="the stored farm scored, if any")
     assessment_id: int | None = Field(
         default=None, description="the recorded assessment (stored farms only)"
+    )
+    stored: bool = Field(
+        default=False,
+        description="whether the score was recorded as an assessment: only for a stored "
+        "farm scored by its owner, an admin or an analyst",
     )
     cached: bool = Field(
         description="the model's part was served from the prediction cache (an hour per "

@@ -7,13 +7,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import Field, computed_field
+from pydantic import Field, Strict, computed_field
 
 from pamtalk.api.schemas.common import CropSlug, Id, Schema
 from pamtalk.db.models import TransactionStatus
 
 QuantityKg = Annotated[Decimal, Field(gt=0, le=1_000_000, decimal_places=3)]  # up to 1,000 t
-UnitPrice = Annotated[int, Field(gt=0, le=10_000_000)]  # KRW per kg
+UnitPrice = Annotated[int, Strict(), Field(gt=0, le=10_000_000)]  # KRW per kg
 
 
 class TransactionCreate(Schema):
