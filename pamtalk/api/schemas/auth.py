@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, StringConstraints
 
-from pamtalk.api.schemas.common import Name, Schema, storable
+from pamtalk.api.schemas.common import Name, Schema, single_line, storable
 from pamtalk.db.models import Role
 
 Email = Annotated[
@@ -18,7 +18,7 @@ Email = Annotated[
         max_length=254,
         pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$",
     ),
-    AfterValidator(storable),
+    AfterValidator(single_line),
 ]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128), AfterValidator(storable)]
 
