@@ -45,5 +45,16 @@ def new_api_key() -> str:
     return API_KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+# A key's listed prefix shows this many of its secret characters (after the pt_ marker), so
+# that a listing or a leaked database row tells an attacker next to nothing about the key.
+SHOWN_KEY_CHARS = 4
+
+
+def shown_prefix(key: str) -> str:
+    """What listings show of a key: its pt_ marker, if any, and its first 4 secret characters."""
+    marker = API_KEY_PREFIX if key.startswith(API_KEY_PREFIX) else ""
+    return marker + key[len(marker) : len(marker) + SHOWN_KEY_CHARS]
+
+
 def new_session_token() -> str:
     return secrets.token_urlsafe(32)

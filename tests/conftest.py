@@ -23,7 +23,7 @@ from pamtalk.db.models import ApiKey, Base, Role, User
 from pamtalk.db.seed import ensure_admin_api_key
 from pamtalk.db.session import create_engine
 from pamtalk.registry import defaults, store
-from pamtalk.security import digest, hash_password_sync, new_api_key
+from pamtalk.security import digest, hash_password_sync, new_api_key, shown_prefix
 from pamtalk.settings import Settings
 from tests import services
 
@@ -170,7 +170,9 @@ def new_actor(app: FastAPI) -> ActorFactory:
             user = User(email=email, name=f"test {role}", role=role, password_hash=_PASSWORD_HASH)
             session.add(user)
             await session.flush()
-            session.add(ApiKey(user_id=user.id, name="test", prefix=key[:10], key_hash=digest(key)))
+            session.add(
+                ApiKey(user_id=user.id, name="test", prefix=shown_prefix(key), key_hash=digest(key))
+            )
             await session.commit()
             return Actor(user.id, role, email, key)
 

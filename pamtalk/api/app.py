@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import event
 
 from pamtalk import __version__
-from pamtalk.api import docs, errors
+from pamtalk.api import docs, errors, prod
 from pamtalk.api.admission import AdmissionMiddleware
 from pamtalk.api.background import start_background, stop_background
 from pamtalk.api.metrics import DB_POOL
@@ -52,6 +52,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cache=create_cache(settings.redis_url),
             predictor=PredictorService(settings),
         )
+        if settings.env == "prod":
+            try:
+                await prod.prepare(app.state.pamtalk)  # refuses demo logins; rotates the key
+            except BaseException:
+                await engine.dispose()
+                raise
         await app.state.pamtalk.predictor.start()
         background = start_background(app.state.pamtalk)
         try:
@@ -70,9 +76,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # docs.install: served from a package, not a CDN
         redoc_url=None,
+        # Prod serves no API description: /docs and /openapi.json are 404 there.
+        openapi_url="/openapi.json" if settings.serves_docs else None,
     )
     errors.install(app)
-    docs.install(app)
+    if settings.serves_docs:
+        docs.install(app)
+    if settings.metrics_on_api_port:  # else `pamtalk serve` serves it on PAMTALK_METRICS_PORT
+        app.include_router(health.metrics_router)
     for module in (
         health,
         auth,

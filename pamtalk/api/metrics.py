@@ -10,12 +10,14 @@ import os
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
 
 REQUEST_DURATION = Histogram(
@@ -45,12 +47,24 @@ ADMISSION_REJECTED = Counter(
 )
 
 
-def render() -> tuple[bytes, str]:
+def _registry() -> CollectorRegistry:
+    """This process's metrics, or under several workers every worker's, merged from files."""
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        return registry
+    return REGISTRY
+
+
+def render() -> tuple[bytes, str]:
+    return generate_latest(_registry()), CONTENT_TYPE_LATEST
+
+
+def serve_on_port(port: int, host: str) -> None:
+    """Serve the metrics on their own port (PAMTALK_METRICS_PORT) from prometheus_client's
+    server, in a daemon thread of the calling process: ``pamtalk serve``'s, so one server
+    answers for all workers (set PROMETHEUS_MULTIPROC_DIR first when there are several)."""
+    start_http_server(port, addr=host, registry=_registry())
 
 
 class ActiveUsers:

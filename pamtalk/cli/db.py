@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
+from pamtalk.api import auth
+from pamtalk.cache import create_cache
 from pamtalk.cli.common import TRAIN_DIR
 from pamtalk.db import manage
-from pamtalk.db.seed import ADMIN_EMAIL, DEMO_PASSWORD, SeedSize
+from pamtalk.db.seed import ADMIN_EMAIL, DEMO_PASSWORD, Rotation, SeedSize
 from pamtalk.errors import Conflict, Forbidden
 from pamtalk.ledger import ops
 from pamtalk.settings import Settings
@@ -25,6 +27,30 @@ def _seed(settings: Settings, size: SeedSize) -> None:
         f"demo logins: {ADMIN_EMAIL}, farmer1@pamtalk.local, buyer1@pamtalk.local, "
         f"analyst1@pamtalk.local; password '{DEMO_PASSWORD}'"
     )
+
+
+def _report_rotation(settings: Settings, rotation: Rotation) -> None:
+    if rotation.added:
+        typer.echo("admin API key from PAMTALK_ADMIN_API_KEY registered")
+    if not rotation.usable:
+        typer.echo(
+            "PAMTALK_ADMIN_API_KEY was revoked earlier and stays revoked; set a new one "
+            "(openssl rand -hex 32)",
+            err=True,
+        )
+    if rotation.revoked:
+        asyncio.run(_forget_keys(settings, rotation.revoked))
+        typer.echo(f"{len(rotation.revoked)} earlier bootstrap key(s) revoked")
+
+
+async def _forget_keys(settings: Settings, key_hashes: list[str]) -> None:
+    """Evict revoked keys from a shared cache (Redis), where servers keep resolved keys."""
+    cache = create_cache(settings.redis_url)
+    try:
+        for key_hash in key_hashes:
+            await auth.forget_api_key(cache, key_hash)
+    finally:
+        await cache.close()
 
 
 @app.command("upgrade")
@@ -66,8 +92,8 @@ def init(
         typer.echo(f"not seeding: {exc.message}")
     if ledgered := asyncio.run(ops.backfill(settings, only_if_empty=True)):
         typer.echo(f"ledger started: {ledgered} existing transactions ledgered")
-    if asyncio.run(manage.register_admin_key(settings)):
-        typer.echo("admin API key from PAMTALK_ADMIN_API_KEY registered")
+    if rotation := asyncio.run(manage.register_admin_key(settings)):
+        _report_rotation(settings, rotation)
     if models:
         from pamtalk.registry import defaults, store
 

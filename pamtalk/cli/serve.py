@@ -8,6 +8,7 @@ import tempfile
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from pamtalk.cli.common import refuse
 from pamtalk.errors import PamtalkError
@@ -19,12 +20,29 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
 ) -> None:
-    """Serve the HTTP API with uvicorn."""
+    """Serve the HTTP API with uvicorn (and, with PAMTALK_METRICS_PORT, /metrics on that
+    port only). PAMTALK_ENV=prod refuses an unsafe setup, saying what to change."""
     import uvicorn
 
     from pamtalk import logs
+    from pamtalk.api import metrics
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = f"PAMTALK_{str(error['loc'][0]).upper()}: " if error["loc"] else ""
+            typer.echo(field + error["msg"].removeprefix("Value error, "), err=True)
+        raise typer.Exit(2) from None
+    if settings.metrics_port == port:
+        typer.echo("refusing to start: PAMTALK_METRICS_PORT must differ from --port", err=True)
+        raise typer.Exit(2)
+    if settings.metrics_port is None and settings.env == "prod":
+        typer.echo(
+            "note: prod serves /metrics only on PAMTALK_METRICS_PORT, which is unset: "
+            "no metrics are served",
+            err=True,
+        )
     if workers > 1 and settings.redis_url is None:
         typer.echo(
             "note: without PAMTALK_REDIS_URL each worker has its own cache and sessions; "
@@ -38,6 +56,8 @@ def serve(
             # the server's lifetime only.
             metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="pamtalk-"))
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        if settings.metrics_port is not None:
+            metrics.serve_on_port(settings.metrics_port, host)
         uvicorn.run(
             "pamtalk.api.main:app",
             host=host,

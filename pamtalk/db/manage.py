@@ -51,9 +51,10 @@ async def daily_demand(settings: Settings) -> list[demand.DailyRow]:
         return await demand.daily_rows(session)
 
 
-async def register_admin_key(settings: Settings) -> bool:
-    """Make PAMTALK_ADMIN_API_KEY a valid admin key; True if it was new."""
+async def register_admin_key(settings: Settings) -> seed.Rotation | None:
+    """Make PAMTALK_ADMIN_API_KEY the admin bootstrap key, revoking the one it replaces;
+    None when the setting is unset."""
     if not settings.admin_api_key:
-        return False
+        return None
     async with open_session(settings) as session:
-        return await seed.ensure_admin_api_key(session, settings.admin_api_key)
+        return await seed.rotate_admin_api_key(session, settings.admin_api_key)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy import Enum as SAEnum
@@ -107,10 +108,13 @@ class ApiKey(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
+    # What listings show: pamtalk.security.shown_prefix, at most 4 secret characters.
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    # PAMTALK_ADMIN_API_KEY's row: registering a new one revokes the others (rotation).
+    bootstrap: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     user: Mapped[User] = relationship(lazy="joined")
 
@@ -458,7 +462,8 @@ class Notification(Base):
 
 class Webhook(Base):
     """A user's webhook endpoint: it gets the events of ``events`` that the user is an
-    audience of. The secret signs deliveries (it is shown once, at creation)."""
+    audience of. The secret signs deliveries (it is shown once, at creation); it is kept
+    encrypted (pamtalk.secretbox, pamtalk.notify.webhooks.secret_box)."""
 
     __tablename__ = "webhooks"
 
@@ -466,7 +471,7 @@ class Webhook(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(String(2000))
     events: Mapped[list[str]] = mapped_column(JSON())
-    secret: Mapped[str] = mapped_column(String(80))
+    secret_encrypted: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[datetime | None]
 

@@ -6,8 +6,10 @@ Run: ``pamtalk db seed`` (or ``pamtalk init``, which seeds an empty database).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
+import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -15,17 +17,24 @@ from datetime import UTC, date, datetime, time, timedelta
 from itertools import accumulate
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pamtalk.db.models import ApiKey, DemandDaily, Farm, FarmCrop, Role, Transaction, User
 from pamtalk.db.types import utcnow
 from pamtalk.domain import CROPS, KST
-from pamtalk.security import digest, hash_password_sync
+from pamtalk.security import digest, hash_password_sync, shown_prefix
 
 SeedHook = Callable[[AsyncSession], Awaitable[object]]
 DEMO_PASSWORD = "pamtalk-demo"
-ADMIN_EMAIL = "admin@pamtalk.local"
+DEMO_DOMAIN = "pamtalk.local"
+ADMIN_EMAIL = f"admin@{DEMO_DOMAIN}"
+# The seed's accounts (prod refuses to start while any still has the demo password).
+DEMO_EMAIL = re.compile(rf"(admin|analyst\d+|buyer\d+|farmer\d+)@{re.escape(DEMO_DOMAIN)}")
+BOOTSTRAP_KEY_NAME = "bootstrap (PAMTALK_ADMIN_API_KEY)"
 
 # Where each region farms what (a simplification of Korea's main producing areas) and its
 # rough centre, for plausible coordinates.
@@ -285,22 +294,93 @@ def _transactions(
     return transactions, demand
 
 
-async def ensure_admin_api_key(session: AsyncSession, key: str) -> bool:
-    """Make ``key`` a valid admin API key (PAMTALK_ADMIN_API_KEY). Returns True if added."""
-    if await session.scalar(select(ApiKey.id).where(ApiKey.key_hash == digest(key))):
-        return False
-    admin = await session.scalar(select(User).where(User.email == ADMIN_EMAIL))
-    if admin is None:
-        admin = User(email=ADMIN_EMAIL, name="PAM-TALK 관리자", role=Role.admin)
-        session.add(admin)
-        await session.flush()
-    session.add(
-        ApiKey(
-            user_id=admin.id,
-            name="bootstrap (PAMTALK_ADMIN_API_KEY)",
-            prefix=key[:10],
-            key_hash=digest(key),
+@dataclass(frozen=True)
+class Rotation:
+    """What registering PAMTALK_ADMIN_API_KEY did: ``added`` its row; ``revoked`` the hashes of
+    the bootstrap keys it replaced (callers evict them from the credential cache); ``usable``
+    is False when this very key was revoked before (rotated out or revoked by an admin): it
+    stays revoked, and nothing else is revoked for it."""
+
+    added: bool
+    revoked: list[str]
+    usable: bool = True
+
+
+async def rotate_admin_api_key(session: AsyncSession, key: str) -> Rotation:
+    """Make ``key`` the admin bootstrap key (PAMTALK_ADMIN_API_KEY) and revoke every other
+    bootstrap key, so that changing the setting and restarting rotates it. Safe to run from
+    several processes at once: a concurrent insert of the same key counts as present."""
+    key_hash = digest(key)
+    row = await session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
+    if row is not None and row.revoked_at is not None:
+        return Rotation(added=False, revoked=[], usable=False)
+    added = False
+    if row is None:
+        try:
+            admin = await session.scalar(select(User).where(User.email == ADMIN_EMAIL))
+            if admin is None:
+                admin = User(email=ADMIN_EMAIL, name="PAM-TALK 관리자", role=Role.admin)
+                session.add(admin)
+                await session.flush()
+            session.add(
+                ApiKey(
+                    user_id=admin.id,
+                    name=BOOTSTRAP_KEY_NAME,
+                    prefix=shown_prefix(key),
+                    key_hash=key_hash,
+                    bootstrap=True,
+                )
+            )
+            await session.commit()
+            added = True
+        except IntegrityError:  # another worker registered it (or the admin) first
+            await session.rollback()
+            return await rotate_admin_api_key(session, key)
+    revoked = list(
+        await session.scalars(
+            update(ApiKey)
+            .where(
+                ApiKey.bootstrap.is_(True),
+                ApiKey.revoked_at.is_(None),
+                ApiKey.key_hash != key_hash,
+            )
+            .values(revoked_at=utcnow())
+            .returning(ApiKey.key_hash)
         )
     )
     await session.commit()
-    return True
+    return Rotation(added=added, revoked=revoked)
+
+
+async def ensure_admin_api_key(session: AsyncSession, key: str) -> bool:
+    """Make ``key`` the admin API key (PAMTALK_ADMIN_API_KEY), revoking the bootstrap key it
+    replaces. Returns True if added."""
+    return (await rotate_admin_api_key(session, key)).added
+
+
+async def demo_logins(session: AsyncSession) -> list[str]:
+    """The seed's accounts that are active and still log in with the demo password. The seed
+    gives them all one Argon2 hash, so this verifies once per distinct hash, not per user."""
+    rows = await session.execute(
+        select(User.email, User.password_hash).where(
+            User.email.like(f"%@{DEMO_DOMAIN}"),
+            User.is_active.is_(True),
+            User.password_hash.is_not(None),
+        )
+    )
+    by_hash: dict[str, list[str]] = defaultdict(list)
+    for email, password_hash in rows:
+        if password_hash and DEMO_EMAIL.fullmatch(email):
+            by_hash[password_hash].append(email)
+    found: list[str] = []
+    for password_hash, emails in by_hash.items():
+        if await asyncio.to_thread(_is_demo_password, password_hash):
+            found += emails
+    return sorted(found)
+
+
+def _is_demo_password(password_hash: str) -> bool:
+    try:  # argon2 reads the cost parameters from the hash itself
+        return PasswordHasher().verify(password_hash, DEMO_PASSWORD)
+    except (VerificationError, InvalidHashError):
+        return False

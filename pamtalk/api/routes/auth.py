@@ -23,6 +23,7 @@ from pamtalk.security import (
     digest,
     new_api_key,
     new_session_token,
+    shown_prefix,
     verify_password,
 )
 
@@ -72,7 +73,7 @@ async def logout(user: CurrentUser, credential: OptionalCredential, cache: Cache
 async def create_api_key(body: ApiKeyCreate, user: CurrentUser, db: DbDep) -> ApiKeyCreated:
     """The key is shown once, in this response; only its hash is stored."""
     key = new_api_key()
-    row = ApiKey(user_id=user.id, name=body.name, prefix=key[:10], key_hash=digest(key))
+    row = ApiKey(user_id=user.id, name=body.name, prefix=shown_prefix(key), key_hash=digest(key))
     db.add(row)
     await db.commit()
     return ApiKeyCreated.model_validate(

@@ -41,7 +41,11 @@ async def readyz(state: StateDep) -> Response:
     )
 
 
-@router.get("/metrics", include_in_schema=False)
+# Included on the API port only outside prod and without PAMTALK_METRICS_PORT (app.py).
+metrics_router = APIRouter(tags=["health"])
+
+
+@metrics_router.get("/metrics", include_in_schema=False)
 async def metrics() -> Response:
     body, content_type = render()
     return Response(body, media_type=content_type)

@@ -1,0 +1,70 @@
+"""Prod mode at startup (PAMTALK_ENV=prod), in each worker's lifespan: refuse a database where
+the seed's demo accounts still log in, and register PAMTALK_ADMIN_API_KEY, revoking the
+bootstrap key it replaces (changing the setting and restarting rotates the key). The settings
+themselves (key strength, PAMTALK_SECRET_KEY) are refused earlier, in Settings.
+docs/security.md, "Prod mode" and "Key rotation"."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import inspect
+
+from pamtalk.api import auth
+from pamtalk.api.state import AppState
+from pamtalk.db import seed
+from pamtalk.db.migrate import current_revision, head_revision
+
+log = logging.getLogger(__name__)
+
+DEMO_FIX = (
+    "a production database holds no demo data: start from an empty one (`pamtalk init` seeds "
+    "nothing in prod), or take the demo passwords away: UPDATE users SET password_hash = NULL "
+    "WHERE email LIKE '%@pamtalk.local'"
+)
+
+
+class UnsafeProdSetup(RuntimeError):
+    """Prod refuses to start like this; the message says what to change."""
+
+
+async def prepare(state: AppState) -> None:
+    """The prod checks; raises UnsafeProdSetup. Needs the database (a prod worker does not
+    start without one: it could not tell whether demo logins are open)."""
+    async with state.engine.connect() as conn:
+        has_users = await conn.run_sync(lambda c: inspect(c).has_table("users"))
+        revision = await conn.run_sync(current_revision)
+    if has_users:
+        async with state.sessions() as session:
+            demo = await seed.demo_logins(session)
+        if demo:
+            shown = ", ".join(demo[:3]) + (f" and {len(demo) - 3} more" if len(demo) > 3 else "")
+            raise UnsafeProdSetup(
+                f"PAMTALK_ENV=prod refuses to start: {len(demo)} demo accounts log in with the "
+                f"demo password ({shown}); {DEMO_FIX}"
+            )
+    key = state.settings.admin_api_key
+    if key is None:
+        return
+    if revision != head_revision():
+        log.warning(
+            "PAMTALK_ADMIN_API_KEY not registered: the database schema is at %s, not %s; "
+            "run `pamtalk db upgrade` (or `pamtalk init`) and restart",
+            revision,
+            head_revision(),
+        )
+        return
+    async with state.sessions() as session:
+        rotation = await seed.rotate_admin_api_key(session, key)
+    if not rotation.usable:
+        log.error(
+            "PAMTALK_ADMIN_API_KEY was revoked earlier (rotated out or revoked by an admin) "
+            "and stays revoked; set a new one (openssl rand -hex 32)"
+        )
+    for key_hash in rotation.revoked:
+        await auth.forget_api_key(state.cache, key_hash)
+    if rotation.revoked:
+        log.warning(
+            "PAMTALK_ADMIN_API_KEY rotated: %d earlier bootstrap key(s) revoked",
+            len(rotation.revoked),
+        )
