@@ -42,7 +42,8 @@ def test_init_on_a_fresh_directory_uses_embedded_defaults(tmp_path: Path) -> Non
 
 
 def test_prod_refuses_demo_data_and_weak_admin_key(tmp_path: Path) -> None:
-    result = run("db", "seed", cwd=tmp_path, PAMTALK_ENV="prod")
+    secret = "0f3c9a7e51b24d8896ea2c4b7d10f5e3a8c6b9d2e4f70a1b3c5d7e9f2a4b6c8d"
+    result = run("db", "seed", cwd=tmp_path, PAMTALK_ENV="prod", PAMTALK_SECRET_KEY=secret)
     assert result.returncode == 2
     assert "refuses demo users" in result.stderr
     with pytest.raises(ValidationError, match="at least 32 characters"):
