@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -124,5 +125,49 @@ class RedisProcess:
     def stop(self) -> None:
         if self.process:
             self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+class MlflowServer:
+    """A private ``mlflow server`` (sqlite store, local artifacts in ``root``) on a spare port
+    that the test can stop and start again on the same port and store."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def store_uri(self) -> str:
+        """The server's own store, for changing the registry behind its back."""
+        return f"sqlite:///{self.root}/mlflow.db"
+
+    def start(self) -> None:
+        mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent))
+        assert mlflow is not None
+        log = self.root / "server.log"
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [
+                    *(mlflow, "server", "--host", "127.0.0.1", "--port", str(self.port)),
+                    *("--backend-store-uri", self.store_uri),
+                    *("--artifacts-destination", (self.root / "artifacts").as_uri()),
+                    *("--workers", "1"),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_until_up(f"{self.url}/health", self.process, log, timeout=120)
+
+    def stop(self) -> None:
+        """Killed, with its workers (the whole session), as a crash would."""
+        if self.process:
+            os.killpg(self.process.pid, 9)
             self.process.wait()
             self.process = None

@@ -20,14 +20,39 @@ from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from pamtalk.errors import Conflict, NotFound
+from pamtalk.errors import Conflict, NotFound, ServiceUnavailable
 from pamtalk.models.contract import CONTRACTS, ModelContract
 from pamtalk.registry.gates import GatePolicy, Review, first_failure
-from pamtalk.registry.publish import INT8_ARTIFACT
+from pamtalk.registry.publish import FP32_DIGEST_TAG, INT8_ARTIFACT, INT8_DIGEST_TAG, file_digest
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 HISTORY_TAG = "champion_history"  # JSON list of versions, oldest first
+
+
+class RegistryUnavailable(ServiceUnavailable):
+    code = "registry_unavailable"
+
+
+# What MLflow answers when it could not answer (its server down, unreachable, or overloaded),
+# as opposed to "no such model or version".
+_OUTAGE_CODES = frozenset(
+    {
+        "INTERNAL_ERROR",
+        "TEMPORARILY_UNAVAILABLE",
+        "SERVICE_UNDER_MAINTENANCE",
+        "REQUEST_LIMIT_EXCEEDED",
+    }
+)
+
+
+def unless_outage(exc: MlflowException) -> None:
+    """Raise RegistryUnavailable when ``exc`` is MLflow being unreachable: reading an outage
+    as "absent" would make serving drop its champion and gates judge without one."""
+    if exc.error_code in _OUTAGE_CODES:
+        raise RegistryUnavailable(
+            f"the model registry is unavailable: {exc.message[:200]}"
+        ) from exc
 
 
 class PromotionRefused(Conflict):
@@ -56,13 +81,15 @@ def version_of(client: MlflowClient, name: str, version: str) -> ModelVersion:
     try:
         return client.get_model_version(name, version)
     except MlflowException as exc:
+        unless_outage(exc)
         raise NotFound(f"{name} has no version {version}") from exc
 
 
 def by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
     try:
         return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
+    except MlflowException as exc:
+        unless_outage(exc)
         return None
 
 
@@ -72,14 +99,32 @@ def _run(client: MlflowClient, mv: ModelVersion) -> Run:
     return client.get_run(mv.run_id)
 
 
+class ArtifactCorrupt(Conflict):
+    code = "artifact_corrupt"
+
+
 def download(client: MlflowClient, mv: ModelVersion) -> Resolved:
+    """Local copies of a version's ONNX files, checked against the digests recorded when it
+    was registered (versions registered before digests were recorded are not checked)."""
     model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/{mv.name}/{mv.version}"))
+    fp32 = model_dir / "model.onnx"
+    _check_digest(mv, fp32, (mv.tags or {}).get(FP32_DIGEST_TAG))
     int8: Path | None = None
-    if _run(client, mv).data.tags.get("int8") == "yes":
+    run_tags = _run(client, mv).data.tags
+    if run_tags.get("int8") == "yes":
         int8 = Path(
             mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=INT8_ARTIFACT)
         )
-    return Resolved(mv.name, str(mv.version), model_dir / "model.onnx", int8)
+        _check_digest(mv, int8, run_tags.get(INT8_DIGEST_TAG))
+    return Resolved(mv.name, str(mv.version), fp32, int8)
+
+
+def _check_digest(mv: ModelVersion, path: Path, expected: str | None) -> None:
+    if expected is not None and (found := file_digest(path)) != expected:
+        raise ArtifactCorrupt(
+            f"{mv.name} v{mv.version}: {path.name} has SHA-256 {found[:12]}..., "
+            f"registered as {expected[:12]}...; the stored file is corrupt or was replaced"
+        )
 
 
 def resolve(client: MlflowClient, name: str, alias: str = CHAMPION) -> Resolved | None:
@@ -106,6 +151,7 @@ def _history(client: MlflowClient, name: str) -> list[str]:
     try:
         raw = client.get_registered_model(name).tags.get(HISTORY_TAG)
     except MlflowException as exc:
+        unless_outage(exc)
         raise NotFound(f"{name} has no registered versions yet") from exc
     return list(json.loads(raw)) if raw else []
 
@@ -161,7 +207,8 @@ def list_versions(client: MlflowClient, name: str | None = None) -> list[Version
     for model in [contract_of(name)] if name else list(CONTRACTS.values()):
         try:
             registered = client.get_registered_model(model.registered_name)
-        except MlflowException:
+        except MlflowException as exc:
+            unless_outage(exc)
             continue  # never registered
         aliases: dict[str, list[str]] = {}
         for alias, version in (registered.aliases or {}).items():
@@ -199,7 +246,8 @@ def rollout(client: MlflowClient, name: str) -> Rollout:
     """What serving should run for ``name``: champion, challenger and the split."""
     try:
         registered = client.get_registered_model(name)
-    except MlflowException:
+    except MlflowException as exc:
+        unless_outage(exc)
         return Rollout(None, None, 0, "split")
     aliases = registered.aliases or {}
     champion, challenger = aliases.get(CHAMPION), aliases.get(CHALLENGER)

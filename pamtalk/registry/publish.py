@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -17,6 +18,14 @@ from pamtalk.training.onnx_export import predictor, session
 from pamtalk.training.pipeline import Data, build_candidate
 
 INT8_ARTIFACT = "onnx/model.int8.onnx"
+# SHA-256 of the ONNX files as stored: serving refuses a version whose download differs.
+FP32_DIGEST_TAG = "onnx_sha256"  # a tag of the model version
+INT8_DIGEST_TAG = "int8_sha256"  # a tag of its run
+
+
+def file_digest(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def git_commit() -> str:
@@ -60,6 +69,7 @@ def register(client: MlflowClient, settings: Settings, candidate: Candidate) -> 
             mlflow.log_artifact(str(plot), artifact_path="plots")
         if candidate.int8 is not None:
             mlflow.log_artifact(str(candidate.int8), artifact_path="onnx")
+            mlflow.set_tag(INT8_DIGEST_TAG, file_digest(candidate.int8))
         info = mlflow.onnx.log_model(
             onnx.load(str(candidate.fp32)),
             name="model",
@@ -68,7 +78,11 @@ def register(client: MlflowClient, settings: Settings, candidate: Candidate) -> 
             registered_model_name=name,
             onnx_execution_providers=["CPUExecutionProvider"],
         )
-    return str(info.registered_model_version)
+    version = str(info.registered_model_version)
+    # The digest of the file as MLflow stored it (log_model writes its own serialisation).
+    stored = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")) / "model.onnx"
+    client.set_model_version_tag(name, version, FP32_DIGEST_TAG, file_digest(stored))
+    return version
 
 
 def train_and_register(

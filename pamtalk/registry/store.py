@@ -22,6 +22,11 @@ def connect(settings: Settings) -> MlflowClient:
     # MLflow draws a progress bar for every artifact download (each model a serving process
     # loads, each gate check): noise in logs and in promote/canary/batch output.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # A tracking server that is down should fail a call in seconds, not after MLflow's
+    # default 7 retries with exponential backoff (minutes): serving backs off by itself.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     uri = settings.mlflow_tracking_uri
     if (folder := local_dir(settings)) is not None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -47,3 +47,15 @@ MODEL_VERSION_INFO = Gauge(
     ["model", "version", "role", "precision", "device"],
     multiprocess_mode="max",
 )
+MODEL_REGISTRY_UP = Gauge(
+    "model_registry_up",
+    "1 while the model registry (MLflow) answered this process's last sync, 0 while it is "
+    "unreachable (serving goes on with the loaded versions)",
+    multiprocess_mode="min",
+)
+MODEL_REFUSED = Counter(
+    "model_refused",
+    "Versions the aliases pointed to that serving refused to swap in, by reason (corrupt: "
+    "the file differs from its registered digest; load_failed: it did not load or warm up)",
+    ["model", "version", "reason"],
+)

@@ -112,7 +112,9 @@ class OnnxModel:
         # The first run of a shape allocates memory and, on a GPU, picks kernels (TensorRT
         # builds an engine): no request should wait for that.
         for batch in sorted(set(self._warmup_batches)):
-            self.predict(ort_session.example_inputs(session, batch))
+            outputs = self.predict(ort_session.example_inputs(session, batch))
+            if not all(np.isfinite(output).all() for output in outputs):
+                raise RuntimeError(f"{self.name} v{self.version} gave non-finite warm-up outputs")
 
     def predict(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         session = self._session

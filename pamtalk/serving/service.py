@@ -20,19 +20,29 @@ from typing import Any
 
 import numpy as np
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from pamtalk.errors import NotFound, PamtalkError, ServiceUnavailable
 from pamtalk.gpu.providers import CPU, choose
 from pamtalk.models.contract import CONTRACTS, ModelContract
 from pamtalk.registry import promote, store
+from pamtalk.registry.promote import RegistryUnavailable
 from pamtalk.serving.deployment import Backend, Deployment, LocalBackend
 from pamtalk.serving.live import LiveCounters
-from pamtalk.serving.metrics import MODEL_VERSION_INFO, PREDICTIONS, SHADOW_DIVERGENCE
+from pamtalk.serving.metrics import (
+    MODEL_REFUSED,
+    MODEL_REGISTRY_UP,
+    MODEL_VERSION_INFO,
+    PREDICTIONS,
+    SHADOW_DIVERGENCE,
+)
 from pamtalk.serving.router import Role, VersionRouter
 from pamtalk.serving.runtime import Artifact, check_inputs
 from pamtalk.settings import Settings
 
 log = logging.getLogger(__name__)
+
+REFUSED_RETRY_S = 600.0  # a refused version is tried again after this long
 
 
 @dataclass(frozen=True)
@@ -165,6 +175,10 @@ class PredictorService:
         self._sync_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self._watcher: asyncio.Task[None] | None = None
+        self._registry_down_since: float | None = None
+        self._registry_misses = 0  # failed syncs in a row
+        # Versions whose files failed their check, load or warm-up -> when to try again.
+        self._refused: dict[tuple[str, str], float] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -189,16 +203,48 @@ class PredictorService:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.model_watch_interval)
+            await asyncio.sleep(self._next_check_s())
             await self.sync_all()
+
+    def _next_check_s(self) -> float:
+        """The watch interval; while the registry is down, doubling up to 16 intervals (or
+        5 min): serving goes on with what is loaded, and the registry is not hammered."""
+        interval = self.settings.model_watch_interval
+        if self._registry_misses == 0:
+            return interval
+        return min(interval * (1 << min(self._registry_misses, 4)), max(interval, 300.0))
 
     async def sync_all(self) -> None:
         for name in self.routers:
             try:
                 await self.sync(name)
+            except RegistryUnavailable as exc:
+                self._registry_unavailable(exc)
+                return
             except Exception:
-                # A registry hiccup must not take serving down: keep what runs, retry later.
+                # Anything else must not take serving down either: keep what runs.
                 log.exception("could not sync %s with the registry", name)
+        self._registry_available()
+
+    def _registry_unavailable(self, exc: Exception) -> None:
+        """Logged once per outage, not once per try."""
+        MODEL_REGISTRY_UP.set(0)
+        self._registry_misses += 1
+        if self._registry_down_since is None:
+            self._registry_down_since = time.monotonic()
+            log.warning(
+                "model registry unreachable (%s); serving the loaded versions, retrying with "
+                "backoff",
+                exc,
+            )
+
+    def _registry_available(self) -> None:
+        MODEL_REGISTRY_UP.set(1)
+        self._registry_misses = 0
+        if self._registry_down_since is not None:
+            down = time.monotonic() - self._registry_down_since
+            self._registry_down_since = None
+            log.info("model registry reachable again after %.0f s", down)
 
     async def sync(self, name: str) -> None:
         """Bring ``name``'s deployments in line with its aliases: a new version is loaded and
@@ -215,7 +261,9 @@ class PredictorService:
                     continue
                 new = None
                 if want is not None:
-                    new = router.version(want) or await self._deploy(client, name, want)
+                    new = router.version(want) or await self._deploy_or_refuse(client, name, want)
+                    if new is None:
+                        continue  # refused: what serves this role now goes on serving
                     log.info("serving %s v%s as %s", name, want, role)
                 setattr(router, role, new)
             router.percent, router.mode = plan.percent, plan.mode
@@ -257,8 +305,42 @@ class PredictorService:
         return set().union(*self._pins.values())
 
     async def _deploy(self, client: MlflowClient, name: str, version: str) -> Deployment:
-        artifact = await asyncio.to_thread(fetch, client, self.settings, name, version)
+        try:
+            artifact = await asyncio.to_thread(fetch, client, self.settings, name, version)
+        except MlflowException as exc:
+            promote.unless_outage(exc)
+            raise
+        except OSError as exc:  # the artifact store (or the network to it) failed
+            raise RegistryUnavailable(f"could not download {name} v{version}: {exc}") from exc
         return await self.backend.deploy(artifact, CONTRACTS[name])
+
+    async def _deploy_or_refuse(
+        self, client: MlflowClient, name: str, version: str
+    ) -> Deployment | None:
+        """A version whose file is corrupt, or fails to load or warm up, is refused: the
+        swap does not happen, and it is tried again only after REFUSED_RETRY_S (a Ray
+        cluster that could not place it may have room by then)."""
+        if time.monotonic() < self._refused.get((name, version), 0.0):
+            return None
+        try:
+            deployment = await self._deploy(client, name, version)
+        except RegistryUnavailable:
+            raise
+        except Exception as exc:
+            reason = "corrupt" if isinstance(exc, promote.ArtifactCorrupt) else "load_failed"
+            MODEL_REFUSED.labels(name, version, reason).inc()
+            self._refused[(name, version)] = time.monotonic() + REFUSED_RETRY_S
+            log.error(
+                "refusing %s v%s (%s: %s); still serving %s",
+                name,
+                version,
+                reason,
+                exc,
+                ", ".join(f"v{d.version}" for d in self.routers[name].live()) or "nothing",
+            )
+            return None
+        self._refused.pop((name, version), None)
+        return deployment
 
     async def registry(self) -> MlflowClient:
         """The MLflow client this process uses (made on first use)."""

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,35 +18,10 @@ from tests.registry.conftest import TinyEsg, example_inputs
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = services.free_port()
-    mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent))
-    assert mlflow is not None
-    log = (root / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            mlflow,
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{root}/mlflow.db",
-            "--artifacts-destination",
-            (root / "artifacts").as_uri(),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    services.wait_until_up(f"{url}/health", process, root / "server.log", timeout=120)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    server = services.MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    server.start()
+    yield server.url
+    server.stop()
 
 
 def test_promotion_through_a_real_server(mlflow_server: str, tmp_path: Path) -> None:
