@@ -49,7 +49,9 @@ class Cache(Protocol):
     async def set(self, key: str, value: bytes, ttl: int) -> None: ...
     async def delete(self, key: str) -> None: ...
     async def get_and_touch(self, key: str, ttl: int) -> bytes | None: ...
-    async def incr(self, key: str, ttl: int | None = None) -> int: ...
+    async def incr(self, key: str, ttl: int | None = None, amount: int = 1) -> int: ...
+    async def add_member(self, key: str, member: str, ttl: int) -> None: ...
+    async def take_members(self, key: str) -> set[str]: ...
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
 
@@ -90,14 +92,30 @@ class MemoryCache:
         self._data[key] = (self._clock() + ttl, entry[1])
         return entry[1]
 
-    async def incr(self, key: str, ttl: int | None = None) -> int:
+    async def incr(self, key: str, ttl: int | None = None, amount: int = 1) -> int:
         entry = self._live(key)
         if entry is None:
+            if len(self._data) >= self._max_entries:
+                self._evict()
             expires = self._clock() + ttl if ttl is not None else float("inf")
             entry = (expires, b"0")
-        value = int(entry[1]) + 1
+        value = int(entry[1]) + amount
         self._data[key] = (entry[0], str(value).encode())
         return value
+
+    async def add_member(self, key: str, member: str, ttl: int) -> None:
+        """Adds ``member`` to the set at ``key``; the set lives ``ttl`` s from its last add."""
+        entry = self._live(key)
+        members = entry[1].split(b"\n") if entry else []
+        if member.encode() not in members:
+            members.append(member.encode())
+        await self.set(key, b"\n".join(members), ttl)
+
+    async def take_members(self, key: str) -> set[str]:
+        """The set at ``key``, removed in the same step."""
+        entry = self._live(key)
+        self._data.pop(key, None)
+        return {m.decode() for m in entry[1].split(b"\n")} if entry else set()
 
     async def ping(self) -> bool:
         return True
@@ -154,10 +172,10 @@ class RedisCache:
     async def get_and_touch(self, key: str, ttl: int) -> bytes | None:
         return await self._call(lambda: self._redis.getex(key, ex=ttl))  # type: ignore[arg-type,return-value]
 
-    async def incr(self, key: str, ttl: int | None = None) -> int:
+    async def incr(self, key: str, ttl: int | None = None, amount: int = 1) -> int:
         async def incr_with_ttl(ttl: int) -> int:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
+                pipe.incrby(key, amount)
                 pipe.expire(key, ttl, nx=True)
                 value, _ = await pipe.execute()
             return int(value)
@@ -165,11 +183,30 @@ class RedisCache:
         try:
             if ttl is not None:
                 return await self._call(lambda: incr_with_ttl(ttl))
-            return int(await self._call(lambda: self._redis.incr(key)))
+            return int(await self._call(lambda: self._redis.incrby(key, amount)))
         except CacheUnavailable:
-            if ttl is None:
+            if ttl is None and amount == 1:
                 self._missed_incr.add(key)
             raise
+
+    async def add_member(self, key: str, member: str, ttl: int) -> None:
+        async def add() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.sadd(key, member)
+                pipe.expire(key, ttl)
+                await pipe.execute()
+
+        await self._call(add)
+
+    async def take_members(self, key: str) -> set[str]:
+        async def take() -> set[str]:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.smembers(key)
+                pipe.delete(key)
+                members, _ = await pipe.execute()
+            return {m.decode() for m in members}
+
+        return await self._call(take)
 
     async def ping(self) -> bool:
         try:
@@ -222,6 +259,13 @@ _flights: weakref.WeakKeyDictionary[Cache, SingleFlight] = weakref.WeakKeyDictio
 
 def create_cache(redis_url: str | None) -> Cache:
     return RedisCache(redis_url) if redis_url else MemoryCache()
+
+
+def create_security_store(redis_url: str | None, max_entries: int) -> Cache:
+    """Where sessions and login counters live: never the response cache's own store, so that
+    cached pages cannot evict them. In-process a store of its own; with Redis, one that must
+    not evict (maxmemory-policy noeviction, docs/security.md)."""
+    return RedisCache(redis_url) if redis_url else MemoryCache(max_entries)
 
 
 async def cached(

@@ -28,6 +28,12 @@ from pamtalk.settings import Settings
 from tests import services
 
 ADMIN_KEY = "test-admin-key-" + "x" * 24
+TEST_LIMITS: dict[str, Any] = {
+    "rate_limit_auth": "100000/minute",
+    "rate_limit_principal": "100000/second",
+    "rate_limit_predictions": "100000/second",
+    "password_hash_wait_s": 60.0,
+}
 PASSWORD = "correct horse battery"
 _PASSWORD_HASH = hash_password_sync(PASSWORD)
 
@@ -106,6 +112,9 @@ def settings(stack: Stack, serving_registry: str) -> Settings:
         admin_api_key=ADMIN_KEY,
         mlflow_tracking_uri=serving_registry,
         model_watch_interval=0,
+        # The suite sends many requests quickly from one address and user: limits counted
+        # but out of reach, and Argon2 that waits for a slot. tests/security sets low ones.
+        **TEST_LIMITS,
     )
 
 

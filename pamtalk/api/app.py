@@ -15,6 +15,7 @@ from pamtalk.api.admission import AdmissionMiddleware
 from pamtalk.api.background import start_background, stop_background
 from pamtalk.api.metrics import DB_POOL
 from pamtalk.api.middleware import RequestMiddleware
+from pamtalk.api.ratelimit import RateLimits
 from pamtalk.api.routes import (
     auth,
     dashboard,
@@ -32,8 +33,9 @@ from pamtalk.api.routes import (
     webhooks,
 )
 from pamtalk.api.state import AppState
-from pamtalk.cache import create_cache
+from pamtalk.cache import create_cache, create_security_store
 from pamtalk.db.session import create_engine, create_session_factory
+from pamtalk.security import PasswordHashing
 from pamtalk.serving.service import PredictorService
 from pamtalk.settings import Settings
 
@@ -51,6 +53,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sessions=create_session_factory(engine),
             cache=create_cache(settings.redis_url),
             predictor=PredictorService(settings),
+            security=create_security_store(
+                settings.security_redis_url or settings.redis_url,
+                settings.security_store_max_entries,
+            ),
+            rate_limits=RateLimits(settings),
+            hashing=PasswordHashing(
+                settings.password_hash_concurrency, settings.password_hash_wait_s
+            ),
         )
         if settings.env == "prod":
             try:
@@ -67,6 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.pamtalk.close_jobs()
             await app.state.pamtalk.predictor.close()
             await app.state.pamtalk.cache.close()
+            await app.state.pamtalk.security.close()
+            await app.state.pamtalk.rate_limits.close()
             await engine.dispose()
 
     app = FastAPI(

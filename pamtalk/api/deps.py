@@ -6,16 +6,17 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Request, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pamtalk.api import auth, context
+from pamtalk.api import auth, context, ratelimit
 from pamtalk.api.schemas.common import MAX_ID
 from pamtalk.api.state import AppState
 from pamtalk.cache import Cache
 from pamtalk.db.models import Role
 from pamtalk.errors import Forbidden, Unauthorized
+from pamtalk.security import PasswordHashing
 from pamtalk.serving.service import PredictorService
 from pamtalk.settings import Settings
 
@@ -41,6 +42,14 @@ async def get_predictor(state: StateDep) -> PredictorService:
     return state.predictor
 
 
+async def get_security_store(state: StateDep) -> Cache:
+    return state.security
+
+
+async def get_hashing(state: StateDep) -> PasswordHashing:
+    return state.hashing
+
+
 async def get_db(state: StateDep) -> AsyncIterator[AsyncSession]:
     async with state.sessions() as session:
         yield session
@@ -49,6 +58,8 @@ async def get_db(state: StateDep) -> AsyncIterator[AsyncSession]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CacheDep = Annotated[Cache, Depends(get_cache)]
 PredictorDep = Annotated[PredictorService, Depends(get_predictor)]
+SecurityStoreDep = Annotated[Cache, Depends(get_security_store)]
+HashingDep = Annotated[PasswordHashing, Depends(get_hashing)]
 DbDep = Annotated[AsyncSession, Depends(get_db)]
 
 
@@ -72,16 +83,22 @@ OptionalCredential = Annotated[str | None, Depends(get_optional_credential)]
 
 
 async def get_optional_principal(
-    credential: OptionalCredential, state: StateDep, db: DbDep
+    credential: OptionalCredential, state: StateDep, db: DbDep, request: Request, response: Response
 ) -> auth.Principal | None:
-    """The caller, if credentials were sent; invalid credentials are a 401 all the same."""
+    """The caller, if credentials were sent; invalid credentials are a 401 all the same.
+    Each authenticated request counts against its user's rate limit (predictions in their
+    own bucket)."""
     if not credential:
         return None
-    principal = await auth.resolve(credential, cache=state.cache, db=db, settings=state.settings)
+    principal = await auth.resolve(
+        credential, cache=state.cache, store=state.security, db=db, settings=state.settings
+    )
     ctx = context.current.get()
     if ctx is not None:
         ctx.user_id = principal.id
     state.active_users.seen(principal.id, time.monotonic())
+    scope = ratelimit.scope_of(request.url.path)
+    response.headers.update(await state.rate_limits.hit(scope, str(principal.id)))
     return principal
 
 
@@ -99,6 +116,16 @@ async def get_principal(principal: OptionalUser) -> auth.Principal:
 
 
 CurrentUser = Annotated[auth.Principal, Depends(get_principal)]
+
+
+async def limit_by_address(state: StateDep, request: Request, response: Response) -> None:
+    """Login and sign-up: counted per client address, before any password is hashed."""
+    address = ratelimit.client_address(request)
+    response.headers.update(await state.rate_limits.hit("auth", address))
+
+
+# Declared on the login and sign-up routes (``dependencies=[AuthRateLimit]``).
+AuthRateLimit = Depends(limit_by_address)
 
 
 def require_roles(*roles: Role) -> Callable[..., Coroutine[Any, Any, auth.Principal]]:

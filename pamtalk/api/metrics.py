@@ -45,6 +45,9 @@ ERRORS_TOTAL = Counter("errors", "Error responses by code", ["code"])
 ADMISSION_REJECTED = Counter(
     "admission_rejected", "Requests refused at a worker's edge, by reason", ["reason"]
 )
+RATE_LIMITED = Counter(
+    "rate_limited", "Requests refused by a rate limit (429), by scope", ["scope"]
+)
 
 
 def _registry() -> CollectorRegistry:

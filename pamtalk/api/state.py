@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pamtalk.api.metrics import ActiveUsers
+from pamtalk.api.ratelimit import RateLimits
 from pamtalk.batching.context import BatchContext
 from pamtalk.cache import Cache
 from pamtalk.db.session import SessionFactory
+from pamtalk.security import PasswordHashing
 from pamtalk.serving.service import PredictorService
 from pamtalk.settings import Settings
 
@@ -21,6 +23,10 @@ class AppState:
     sessions: SessionFactory
     cache: Cache
     predictor: PredictorService
+    # Sessions and login counters, apart from cached responses (pamtalk.cache).
+    security: Cache
+    rate_limits: RateLimits
+    hashing: PasswordHashing
     active_users: ActiveUsers = field(default_factory=ActiveUsers)
     # Batch jobs, made on first use: most API processes never start one.
     _batch: BatchContext | None = None

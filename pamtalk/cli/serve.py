@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -13,6 +13,15 @@ from pydantic import ValidationError
 from pamtalk.cli.common import refuse
 from pamtalk.errors import PamtalkError
 from pamtalk.settings import Settings
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's handling of ``X-Forwarded-For``: believed only from PAMTALK_TRUSTED_PROXIES.
+    With none (the default) it is ignored, whoever sends it: a client that could name its own
+    address would reset the per-address login and rate limits at will."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.trusted_proxies)}
 
 
 def serve(
@@ -65,7 +74,7 @@ def serve(
             workers=workers,
             log_config=None,
             access_log=False,
-            proxy_headers=True,
+            **proxy_options(settings),
         )
 
 

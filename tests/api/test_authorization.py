@@ -74,6 +74,16 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     },
     ("POST", "/v1/auth/login"):  # wrong password for everyone; no credentials needed
     {ANON: 401, "owner": 401, "farmer": 401, "buyer": 401, "analyst": 401, "admin": 401},
+    ("POST", "/v1/auth/logout-all"): {
+        ANON: 401,
+        "owner": 204,
+        "farmer": 204,
+        "buyer": 204,
+        "analyst": 204,
+        "admin": 204,
+    },
+    ("PATCH", "/v1/users/{user_id}"):  # the owner's role: admins only, not the user
+    {ANON: 401, "owner": 403, "farmer": 403, "buyer": 403, "analyst": 403, "admin": 200},
 }
 CALLERS = [ANON, "owner", "farmer", "buyer", "analyst", "admin"]
 
@@ -104,7 +114,7 @@ async def test_write_route_by_role(
         headers = actor.headers
 
     method, template = route
-    path = template.format(farm_id=farm["id"], key_id=owner_key["id"])
+    path = template.format(farm_id=farm["id"], key_id=owner_key["id"], user_id=owner.id)
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/v1/farms"): farm_body(),
         ("PATCH", "/v1/farms/{farm_id}"): {"name": "renamed"},
@@ -123,6 +133,7 @@ async def test_write_route_by_role(
         },
         ("POST", "/v1/auth/api-keys"): {"name": "app"},
         ("POST", "/v1/auth/login"): {"email": "admin@pamtalk.local", "password": "wrong pass"},
+        ("PATCH", "/v1/users/{user_id}"): {"role": "buyer"},
     }
     response = await client.request(method, path, json=bodies.get(route), headers=headers)
     assert response.status_code == MATRIX[route][caller], response.text

@@ -1,4 +1,4 @@
-"""Sign-up and the current user."""
+"""Sign-up, the current user, and admins' changes to a user's role and standing."""
 
 from __future__ import annotations
 
@@ -6,22 +6,35 @@ from fastapi import APIRouter, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from pamtalk.api.deps import CurrentUser, DbDep, OptionalUser
-from pamtalk.api.schemas.auth import UserCreate, UserPublic
+from pamtalk.api import auth
+from pamtalk.api.deps import (
+    Admin,
+    AuthRateLimit,
+    CacheDep,
+    CurrentUser,
+    DbDep,
+    HashingDep,
+    OptionalUser,
+    PathId,
+    SecurityStoreDep,
+)
+from pamtalk.api.schemas.auth import UserAdminView, UserCreate, UserPublic, UserUpdate
 from pamtalk.db.models import Role, User
-from pamtalk.errors import Conflict, Forbidden
-from pamtalk.security import hash_password
+from pamtalk.errors import Conflict, Forbidden, NotFound
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
 SELF_SERVICE_ROLES = {Role.farmer, Role.buyer}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=UserPublic, dependencies=[AuthRateLimit]
+)
 async def create_user(
     body: UserCreate,
     db: DbDep,
     caller: OptionalUser,
+    hashing: HashingDep,
 ) -> User:
     """Anyone may sign up as a farmer or buyer; only an admin creates analysts and admins."""
     if body.role not in SELF_SERVICE_ROLES and (caller is None or caller.role != Role.admin):
@@ -32,7 +45,7 @@ async def create_user(
         email=body.email,
         name=body.name,
         role=body.role,
-        password_hash=await hash_password(body.password),
+        password_hash=await hashing.hash(body.password),
     )
     db.add(user)
     try:
@@ -46,3 +59,32 @@ async def create_user(
 async def me(user: CurrentUser, db: DbDep) -> User:
     """The user the credential belongs to."""
     return await db.get_one(User, user.id)
+
+
+@router.patch("/{user_id}", response_model=UserAdminView)
+async def update_user(
+    user_id: PathId,
+    body: UserUpdate,
+    admin: Admin,
+    db: DbDep,
+    cache: CacheDep,
+    store: SecurityStoreDep,
+) -> User:
+    """Admins change a user's role or deactivate (``is_active: false``) or reactivate them.
+    A change ends all the user's sessions and drops their API keys' cached identity, so it
+    holds from the next request on (the keys of a deactivated user stop working)."""
+    user = await db.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if user.id == admin.id and (
+        changes.get("role", Role.admin) != Role.admin or changes.get("is_active") is False
+    ):
+        raise Forbidden("admins cannot demote or deactivate themselves")
+    changed = any(getattr(user, field) != value for field, value in changes.items())
+    for field, value in changes.items():
+        setattr(user, field, value)
+    await db.commit()
+    if changed:
+        await auth.revoke_user(cache, store, db, user.id)
+    return user

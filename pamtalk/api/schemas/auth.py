@@ -38,6 +38,17 @@ class UserPublic(Schema):
     created_at: datetime
 
 
+class UserUpdate(Schema):
+    """An admin's change to a user; fields left out stay as they are."""
+
+    role: Role | None = None
+    is_active: bool | None = None
+
+
+class UserAdminView(UserPublic):
+    is_active: bool
+
+
 class LoginRequest(Schema):
     email: Email
     password: Annotated[str, StringConstraints(max_length=128)]
