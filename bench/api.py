@@ -136,6 +136,9 @@ def server_env(args: argparse.Namespace, admin_key: str, metrics_dir: str) -> di
         "PAMTALK_ADMIN_API_KEY": admin_key,
         "PAMTALK_LOG_LEVEL": "WARNING",
         "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        # The server's throughput is measured from one API key: the per-user rate limit
+        # (docs/security.md) is off, or it would be what this measures.
+        "PAMTALK_RATE_LIMITS_ENABLED": "0",
     }
 
 

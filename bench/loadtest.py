@@ -141,6 +141,10 @@ def server_env(args: argparse.Namespace, models: Path) -> dict[str, str]:
         "PAMTALK_SERVING_BACKEND": "local",
         "PAMTALK_ADMIN_API_KEY": secrets.token_hex(24),
         "PAMTALK_LOG_LEVEL": "WARNING",
+        # Each run logs in 2 x --identities + 1 users from this one address within seconds,
+        # beyond the default 30 logins a minute per address; the other limits stay as
+        # deployed (the spike's 500 req/s over 40 keys is ~12 req/s per user, under 50).
+        "PAMTALK_RATE_LIMIT_AUTH": "1000/minute",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # `pamtalk serve` makes its own
     env.pop("PAMTALK_CELERY_BROKER_URL", None)

@@ -110,6 +110,8 @@ def ours_env(setup: Setup, backend: str) -> dict[str, str]:
         "PAMTALK_DEVICE": "cpu",
         "PAMTALK_MODEL_WATCH_INTERVAL": "0",
         "PAMTALK_LOG_LEVEL": "WARNING",
+        # Serving is measured from one API key: no per-user rate limit in the way.
+        "PAMTALK_RATE_LIMITS_ENABLED": "0",
     }
 
 

@@ -54,6 +54,9 @@ def running(
             "PAMTALK_ENV": "dev",
             "PAMTALK_MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db",
             "PAMTALK_MODEL_WATCH_INTERVAL": "0",
+            # The scenarios overload the server from one admin key: admission control, not
+            # the per-user rate limit, is what they test.
+            "PAMTALK_RATE_LIMITS_ENABLED": "0",
             harness.TOKEN_VARIABLE: admin_key,  # anything the server leaves behind is found
             **(env or {}),
         }
