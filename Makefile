@@ -46,5 +46,15 @@ loadtest: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
+# deploy/compose.yaml's passwords and keys: random (openssl rand -hex 32), written once to
+# deploy/.env, readable by its owner only, never committed. Delete it to make new ones (the
+# database volume keeps the old PostgreSQL password: rotate that one inside PostgreSQL).
+DEPLOY_SECRETS := POSTGRES_PASSWORD REDIS_PASSWORD RABBITMQ_PASSWORD PAMTALK_SECRET_KEY PAMTALK_ADMIN_API_KEY
+.PHONY: deploy-secrets
+deploy-secrets: deploy/.env
+deploy/.env:
+	umask 077 && for name in $(DEPLOY_SECRETS); do echo "$$name=$$(openssl rand -hex 32)"; done > $@
+	@echo "wrote $@ (keep it secret; compose reads it)"
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

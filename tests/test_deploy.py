@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 from prometheus_client import REGISTRY
@@ -31,3 +32,231 @@ def test_alert_rules_use_exported_metrics() -> None:
         for rule in group["rules"]:
             used |= set(re.findall(r"([a-z_]+)(?=\{|\[)", rule["expr"]))
     assert used and used <= exported, used - exported
+
+
+# Deploy hardening (issue 11, finding 9): parsed from the manifests, not from a live cluster.
+K8S = DEPLOY / "k8s"
+SECRETISH = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$|_PASS$", re.IGNORECASE)
+CREDENTIALS_IN_URL = re.compile(r"://[^/@\s]*:[^/@\s]+@")
+PINNED = re.compile(r":v?\d+\.\d+[\w.-]*$")  # at least major.minor; never latest
+APP = {"app.kubernetes.io/part-of": "pamtalk"}
+API = {"app": "pamtalk-api", **APP}
+RAY_HEAD = {"ray.io/cluster": "pamtalk-ray", "ray.io/node-type": "head"}
+RAY_WORKER = {"ray.io/cluster": "pamtalk-ray", "ray.io/node-type": "worker"}
+
+
+def k8s_documents() -> list[dict[str, Any]]:
+    return [
+        doc
+        for path in sorted(K8S.glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
+
+
+def pod_specs() -> list[tuple[str, dict[str, Any]]]:
+    """Every pod template in the manifests, named by its workload."""
+    specs = []
+    for doc in k8s_documents():
+        name = f"{doc['kind']}/{doc['metadata']['name']}"
+        if doc["kind"] in {"Deployment", "StatefulSet", "DaemonSet", "Job"}:
+            specs.append((name, doc["spec"]["template"]["spec"]))
+        elif doc["kind"] == "RayCluster":
+            specs.append((f"{name}/head", doc["spec"]["headGroupSpec"]["template"]["spec"]))
+            for group in doc["spec"]["workerGroupSpecs"]:
+                specs.append((f"{name}/{group['groupName']}", group["template"]["spec"]))
+    return specs
+
+
+def containers() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(where, container, its pod spec) for every container, the Ray autoscaler's included."""
+    found = [
+        (f"{name}/{c['name']}", c, spec)
+        for name, spec in pod_specs()
+        for c in spec.get("containers", []) + spec.get("initContainers", [])
+    ]
+    for doc in k8s_documents():
+        if doc["kind"] == "RayCluster" and doc["spec"].get("enableInTreeAutoscaling"):
+            found.append(
+                (
+                    f"RayCluster/{doc['metadata']['name']}/autoscaler",
+                    doc["spec"].get("autoscalerOptions", {}),
+                    {},
+                )
+            )
+    return found
+
+
+def test_every_container_is_limited_and_unprivileged() -> None:
+    found = containers()
+    assert len(found) >= 6
+    for where, container, pod in found:
+        resources = container.get("resources", {})
+        for kind in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(resources.get(kind, {})), (where, kind)
+        context = container.get("securityContext", {})
+        pod_context = pod.get("securityContext", {})
+        assert context.get("allowPrivilegeEscalation") is False, where
+        assert context.get("readOnlyRootFilesystem") is True, where
+        assert "ALL" in context.get("capabilities", {}).get("drop", []), where
+        assert True in (context.get("runAsNonRoot"), pod_context.get("runAsNonRoot")), where
+        seccomp = context.get("seccompProfile") or pod_context.get("seccompProfile") or {}
+        assert seccomp.get("type") == "RuntimeDefault", where
+        if pod:  # a read-only root: what the process writes goes to an emptyDir
+            scratch = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
+            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+            assert mounts.get("/tmp") in scratch, where
+
+
+def images() -> list[tuple[str, str]]:
+    found = [(where, c["image"]) for where, c, _ in containers() if "image" in c]
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    found += [(f"compose/{n}", s["image"]) for n, s in compose["services"].items()]
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    found += [("Dockerfile", image) for image in re.findall(r"^FROM (\S+)", dockerfile, re.M)]
+    return found
+
+
+def test_images_are_pinned() -> None:
+    found = images()
+    assert len(found) >= 12
+    for where, image in found:
+        assert PINNED.search(image) and not image.endswith(":latest"), (where, image)
+
+
+def test_credentials_come_from_secrets() -> None:
+    for where, container, _ in containers():
+        for env in container.get("env", []):
+            literal = str(env.get("value", ""))
+            if SECRETISH.search(env["name"]) or CREDENTIALS_IN_URL.search(literal):
+                assert "valueFrom" in env and "value" not in env, (where, env["name"])
+        for source in container.get("envFrom", []):
+            assert "secretRef" in source, where  # no credentials in a ConfigMap
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    for name, service in compose["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            if SECRETISH.search(key) or CREDENTIALS_IN_URL.search(str(value)):
+                # every secret is a ${NAME:?...} reference: no literal, no default
+                references = re.findall(r"\$\{(\w+)(:\?|:-|-|\})", str(value))
+                assert references and all(how == ":?" for _, how in references), (name, key)
+                assert not re.sub(r"\$\{[^}]*\}", "", str(value)).count(":pamtalk@"), (name, key)
+
+
+def test_compose_secrets_are_what_make_deploy_secrets_generates() -> None:
+    compose = (DEPLOY / "compose.yaml").read_text()
+    referenced = set(re.findall(r"\$\{(\w+):\?", compose))
+    makefile = (DEPLOY.parent / "Makefile").read_text()
+    generated = set(re.search(r"^DEPLOY_SECRETS := (.+)$", makefile, re.M)[1].split())  # type: ignore[index]
+    assert referenced == generated
+    assert "deploy/.env" in (DEPLOY.parent / ".gitignore").read_text().split()
+    redis = yaml.safe_load(compose)["services"]["redis"]
+    assert "--requirepass" in " ".join(redis["command"])
+
+
+def published(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(host address, container port) for each published port; no address is 0.0.0.0."""
+    found = []
+    for entry in service.get("ports", []):
+        parts = str(entry).split(":")
+        host = parts[0] if len(parts) == 3 else "0.0.0.0"
+        found.append((host, parts[-1]))
+    return found
+
+
+def test_compose_publishes_only_the_api() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services, networks = compose["services"], compose["networks"]
+    assert published(services["api"]) == [("0.0.0.0", "8000")]
+    for name in ("postgres", "redis", "rabbitmq", "mlflow", "prometheus", "worker", "beat"):
+        for host, port in published(services[name]):
+            assert host == "127.0.0.1", (name, port)  # the host's loopback at most
+    # The data services share networks with the app containers (and each other) only, MLflow
+    # with the app containers only, and those networks reach nothing outside.
+    apps, data = {"api", "worker", "beat"}, {"postgres", "redis", "rabbitmq"}
+    for name, neighbours in [(n, apps | data) for n in data] + [("mlflow", apps)]:
+        for network in services[name]["networks"]:
+            assert networks[network].get("internal") is True, (name, network)
+            members = {n for n, s in services.items() if network in s.get("networks", [])}
+            assert members - {name} <= neighbours, (name, network, members)
+
+
+def network_policies() -> list[dict[str, Any]]:
+    return [doc for doc in k8s_documents() if doc["kind"] == "NetworkPolicy"]
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    return selector.get("matchLabels", {}).items() <= labels.items()
+
+
+def peers(labels: dict[str, str], port: int) -> list[dict[str, Any] | str]:
+    """Who may open ``port`` on pods with ``labels``: each rule's peers, "anyone" for a rule
+    without a from clause."""
+    found: list[dict[str, Any] | str] = []
+    for policy in network_policies():
+        spec = policy["spec"]
+        if "Ingress" not in spec["policyTypes"] or not selects(spec["podSelector"], labels):
+            continue
+        for rule in spec.get("ingress", []):
+            ports = {p["port"] for p in rule.get("ports", [])}
+            if not ports or port in ports:
+                found += rule.get("from") or ["anyone"]
+    return found
+
+
+def test_network_policies_deny_by_default_and_open_only_the_named_flows() -> None:
+    deny = [p for p in network_policies() if p["spec"]["podSelector"] == {}]
+    assert any(
+        set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        and not p["spec"].get("ingress")
+        and not p["spec"].get("egress")
+        for p in deny
+    )
+    ray = {"podSelector": {"matchLabels": {"ray.io/cluster": "pamtalk-ray"}}}
+    api = {"podSelector": {"matchLabels": {"app": "pamtalk-api"}}}
+    for port in (10001, 8265):  # Ray job submission: the API, and Ray's own pods
+        assert peers(RAY_HEAD, port) and all(p in (api, ray) for p in peers(RAY_HEAD, port))
+        assert api in peers(RAY_HEAD, port)
+        assert all(p == ray for p in peers(RAY_WORKER, port))
+    app = {"podSelector": {"matchLabels": APP}}
+    for name, port in (("postgresql", 5432), ("redis", 6379), ("rabbitmq", 5672)):
+        allowed = peers({"app.kubernetes.io/name": name}, port)
+        assert allowed == [app], (name, allowed)
+    assert app in peers({"app.kubernetes.io/name": "mlflow"}, 5000)
+    assert "anyone" not in peers({"app.kubernetes.io/name": "mlflow"}, 5000)
+    prometheus = {
+        "namespaceSelector": {},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+    }
+    assert peers(API, 9100) == [prometheus]  # /metrics: Prometheus only
+    assert peers(API, 8000) == ["anyone"]  # the public API
+
+
+def test_nothing_is_exposed_outside_the_cluster_but_through_the_api() -> None:
+    for doc in k8s_documents():
+        if doc["kind"] == "Service":
+            assert doc["spec"].get("type", "ClusterIP") == "ClusterIP", doc["metadata"]
+        if doc["kind"] == "RayCluster":
+            assert doc["spec"]["headGroupSpec"].get("serviceType", "ClusterIP") == "ClusterIP"
+        assert doc["kind"] != "Ingress" or "ray" not in str(doc).lower()
+
+
+def test_metrics_are_scraped_on_their_own_port() -> None:
+    api = next(c for where, c, _ in containers() if where.startswith("Deployment/pamtalk-api/"))
+    port = next(e["value"] for e in api["env"] if e["name"] == "PAMTALK_METRICS_PORT")
+    template = next(
+        d["spec"]["template"] for d in k8s_documents() if d["metadata"]["name"] == "pamtalk-api"
+    )
+    assert template["metadata"]["annotations"]["prometheus.io/port"] == port
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    compose_port = compose["services"]["api"]["environment"]["PAMTALK_METRICS_PORT"]
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = scrape["scrape_configs"][0]["static_configs"][0]["targets"]
+    assert targets == [f"api:{compose_port}"]
+
+
+def test_the_image_runs_as_an_unprivileged_user() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    final_stage = dockerfile.rsplit("\nFROM ", 1)[1]
+    user = re.findall(r"^USER (\d+)", final_stage, re.M)
+    assert user and int(user[-1]) >= 1000
+    assert "build-essential" not in final_stage  # no compiler in what runs
