@@ -123,6 +123,11 @@ class Settings(BaseSettings):
     # unless this is set (dev, tests).
     webhook_allow_private: bool = False
 
+    # Key rotation for secrets kept at rest (webhook secrets, README "Receiving a webhook"):
+    # what was encrypted under the previous PAMTALK_SECRET_KEY stays readable while this is
+    # set to it; new secrets use the current key.
+    secret_key_previous: SecretStr | None = None
+
     # Prod mode and metrics (docs/security.md): with PAMTALK_METRICS_PORT set, `pamtalk serve`
     # serves /metrics on that port only, never on the API's; prod never serves it, or /docs
     # and /openapi.json, on the API port.
@@ -207,6 +212,15 @@ class Settings(BaseSettings):
         secret = self.secret_key.get_secret_value() if self.secret_key else _DEV_SECRET
         root = hashlib.sha256(secret.encode()).digest()
         return hashlib.blake2b(purpose.encode(), key=root, digest_size=32).digest()
+
+    def signing_keys(self, purpose: str) -> list[bytes]:
+        """The purpose's key, then its key under PAMTALK_SECRET_KEY_PREVIOUS if that is set:
+        to read what was encrypted before the secret key changed."""
+        keys = [self.signing_key(purpose)]
+        if self.secret_key_previous is not None:
+            previous = self.model_copy(update={"secret_key": self.secret_key_previous})
+            keys.append(previous.signing_key(purpose))
+        return keys
 
     @model_validator(mode="after")
     def _refuse_unsafe_prod(self) -> Settings:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from pamtalk.api.state import AppState
-from pamtalk.ledger import anchors
+from pamtalk.ledger import anchors, handover
 from pamtalk.notify import relay
 from pamtalk.registry import events, rollouts
 
@@ -40,8 +40,8 @@ def start_background(state: AppState) -> list[asyncio.Task[None]]:
     policy = anchors.Policy.from_settings(settings)
 
     async def anchor() -> None:  # seals anchors on time when no write comes to do it
-        async with state.sessions() as session:
-            await anchors.settle(session, policy)
+        async with state.sessions() as session:  # and hands over those not yet submitted
+            await handover.settle(session, settings)
 
     tasks = [asyncio.create_task(_every(settings.serving_counters_flush_s, flush, "counter flush"))]
     anchor_s = policy.max_age.total_seconds() / 4

@@ -143,19 +143,20 @@ class BatchContext:
             self._running.add(task)
             task.add_done_callback(self._running.discard)
             return task
+        from pamtalk import queues
         from pamtalk.batching import celery_app  # Celery only where a broker is used
 
         if self._celery is None:
-            self._celery = celery_app.create_celery(self.settings)
+            self._celery = queues.create_celery(self.settings)
         chunks = await self.chunks(job_id, unfinished=True)
         await asyncio.to_thread(celery_app.dispatch, self._celery, job_id, chunks)
         return None
 
-    async def run_chunk(self, job_id: int, index: int) -> int:
     async def _run_in_turn(self, job_id: int, on_chunk: OnChunk | None) -> BatchJob:
         async with self._slots:
             return await self.run_inline(job_id, on_chunk)
 
+    async def run_chunk(self, job_id: int, index: int) -> int:
         """Score one chunk; returns the rows written. Versions pinned for jobs that have
         ended since are let go first, and this job's once it has ended."""
         await self._release_ended()

@@ -1,74 +1,32 @@
-"""The Celery tasks: score a chunk, plan and launch the nightly job, resume stalled jobs,
-log a job's end. ``worker_app`` is the app ``pamtalk worker`` and ``pamtalk beat`` run.
-
-    pamtalk worker            # celery worker on PAMTALK_CELERY_BROKER_URL
-    pamtalk beat              # the schedule
-"""
+"""The batch tasks: score a chunk, plan and launch the nightly job, resume stalled jobs,
+log a job's end, and the beat schedule. ``register`` adds them to the worker's app
+(``pamtalk worker`` and ``pamtalk beat``, pamtalk.cli.worker)."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import TypeVar
 
 from celery import Celery, Task
-from celery.signals import worker_process_shutdown
 
-from pamtalk.batching.celery_app import NOTIFICATIONS, create_celery, stall_limit
+from pamtalk.batching.celery_app import BEAT_SCHEDULE, stall_limit
 from pamtalk.batching.context import BatchContext
 from pamtalk.db.models import JobStatus
 from pamtalk.db.types import utcnow
 from pamtalk.domain import KST
+from pamtalk.queues import NOTIFICATIONS, ProcessLoop
 from pamtalk.settings import Settings
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
-
-def worker_app(settings: Settings) -> Celery:
-    """The app of a worker or beat process: the configuration and the tasks."""
-    celery = create_celery(settings)
-    _register(celery, settings)
-    return celery
-
-
-class WorkerProcess:
-    """One event loop and one batch context per worker process, made on first use: after
-    the fork, so that no connection is shared between processes."""
-
-    def __init__(self, settings: Settings, celery: Celery) -> None:
-        self.settings, self.celery = settings, celery
-        self._loop: asyncio.Runner | None = None
-        self._context: BatchContext | None = None
-
-    def run(self, work: Callable[[BatchContext], Awaitable[T]]) -> T:
-        if self._loop is None:
-            self._loop = asyncio.Runner()
-        if self._context is None:
-            self._context = BatchContext(self.settings, celery=self.celery)
-        context = self._context
-        # Runner.run takes a coroutine; wrapping the awaitable keeps work's type.
-        return self._loop.run(_awaited(work(context)))
-
-    def close(self) -> None:
-        if self._loop is not None and self._context is not None:
-            self._loop.run(self._context.close())
-            self._loop.close()
-        self._loop = self._context = None
-
-
-async def _awaited(awaitable: Awaitable[T]) -> T:
-    return await awaitable
-
-
-def _register(celery: Celery, settings: Settings) -> None:
+def register(celery: Celery, settings: Settings) -> None:
+    """Add the batch tasks and the beat schedule to ``celery``."""
+    celery.conf.beat_schedule = BEAT_SCHEDULE
+    # One batch context per worker process (see ProcessLoop).
+    process = ProcessLoop(lambda: BatchContext(settings, celery=celery), _close_context)
     # shared=False: each app has its own tasks (Celery's default adds a task to every app).
-    process = WorkerProcess(settings, celery)
-    worker_process_shutdown.connect(lambda **_: process.close(), weak=False)
     retries = settings.batch_chunk_retries
 
     @celery.task(name="pamtalk.score_chunk", bind=True, max_retries=retries, shared=False)
@@ -118,6 +76,10 @@ def _register(celery: Celery, settings: Settings) -> None:
             job.rows_written,
             f" ({job.error})" if job.error else "",
         )
+
+
+async def _close_context(context: BatchContext) -> None:
+    await context.close()
 
 
 async def _reopen_and_launch(ctx: BatchContext, job_id: int) -> None:

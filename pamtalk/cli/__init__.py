@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import typer
 
-from pamtalk.cli import batch, db, gpu, ledger, loadtest, models, serve, train
+from pamtalk.cli import batch, db, gpu, ledger, loadtest, models, serve, train, worker
 
 app = typer.Typer(help="PAM-TALK serving: API, models, batch scoring.", no_args_is_help=True)
 app.command()(db.init)
 app.command()(serve.serve)
 app.command(name="train")(train.train)
 app.command()(serve.scale)
-app.command()(batch.worker)
-app.command()(batch.beat)
+app.command()(worker.worker)
+app.command()(worker.beat)
 app.command(name="loadtest")(loadtest.loadtest)
 app.add_typer(db.app, name="db")
 app.add_typer(models.app, name="models")

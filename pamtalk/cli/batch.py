@@ -1,12 +1,11 @@
-"""``pamtalk batch score|resume``, ``pamtalk worker`` and ``pamtalk beat``: batch scoring on
-the Celery workers, or in this process without a broker."""
+"""``pamtalk batch score|resume``: batch scoring on the Celery workers (``pamtalk worker``),
+or in this process without a broker."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import date
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -110,37 +109,3 @@ def _follow(start: Callable[[BatchContext], Awaitable[int]], wait: bool) -> None
     if result["status"] == JobStatus.failed:
         typer.echo(f"error: {result['error']}", err=True)
         raise typer.Exit(1)
-
-
-LogLevel = Annotated[str, typer.Option(help="Celery's log level: DEBUG, INFO, WARNING, ERROR")]
-
-
-def _celery_app(kind: str, loglevel: str) -> tuple[object, list[str]]:
-    """The Celery app built from this process's settings, and the argv to start ``kind``."""
-    settings = Settings()
-    if settings.celery_broker_url is None:
-        typer.echo("set PAMTALK_CELERY_BROKER_URL (amqp://... or redis://...) first", err=True)
-        raise typer.Exit(2)
-    from pamtalk.batching.tasks import worker_app
-
-    return worker_app(settings), [kind, "--loglevel", loglevel]
-
-
-def worker(
-    concurrency: Annotated[int, typer.Option(min=1, help="worker processes")] = 2,
-    queues: Annotated[str, typer.Option(help="comma-separated")] = (
-        "prediction_requests,analytics_data,notification_events"
-    ),
-    loglevel: LogLevel = "INFO",
-) -> None:
-    """A Celery worker for batch chunks and background jobs."""
-    celery, argv = _celery_app("worker", loglevel)
-    celery.worker_main([*argv, "-Q", queues, "--concurrency", str(concurrency)])  # type: ignore[attr-defined]
-
-
-def beat(loglevel: LogLevel = "INFO") -> None:
-    """The Celery beat scheduler: nightly scoring at 02:00 Asia/Seoul."""
-    celery, argv = _celery_app("beat", loglevel)
-    schedule = Path("var/celerybeat-schedule")
-    schedule.parent.mkdir(parents=True, exist_ok=True)
-    celery.start([*argv, "--schedule", str(schedule)])  # type: ignore[attr-defined]

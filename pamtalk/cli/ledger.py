@@ -55,10 +55,15 @@ def anchor(
     force: Annotated[bool, typer.Option(help="seal the pending entries even if not due")] = False,
 ) -> None:
     """Seal the pending entries if an anchor is due (or now, with --force), and submit
-    anchors without a receipt (the API does both on time by itself)."""
-    sealed, submitted = asyncio.run(ops.anchor(Settings(), force))
+    anchors without a receipt: here, or through the blockchain_transactions queue when
+    PAMTALK_CELERY_BROKER_URL is set (the API does both on time by itself)."""
+    settings = Settings()
+    sealed, submitted = asyncio.run(ops.anchor(settings, force))
     typer.echo(f"sealed anchor {sealed}" if sealed else "no anchor due")
-    typer.echo(f"submitted {submitted} anchor(s)")
+    if settings.celery_broker_url is None:
+        typer.echo(f"submitted {submitted} anchor(s)")
+    else:
+        typer.echo(f"sent {submitted} anchor(s) to the blockchain_transactions queue")
 
 
 @app.command("backfill")

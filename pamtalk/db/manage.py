@@ -27,7 +27,7 @@ async def open_session(settings: Settings) -> AsyncIterator[AsyncSession]:
 async def upgrade_database(settings: Settings) -> None:
     engine = create_engine(settings)
     try:
-        await upgrade(engine)
+        await upgrade(engine, settings=settings)
     finally:
         await engine.dispose()
 

@@ -6,9 +6,10 @@ oldest unanchored entry is ``PAMTALK_LEDGER_ANCHOR_MINUTES`` old (checked by eac
 by each API worker every quarter of that period, by a proof request for an unanchored
 entry, and by ``pamtalk ledger anchor``). Sealing happens under the chain head lock (inside
 the appending transaction when an append seals), so anchors tile the chain without gaps or
-overlaps. Submitting to the sink happens after commit (``submit_pending``): nothing slow
-runs while the head is locked, and an anchor whose submission failed is retried by the next
-call.
+overlaps. Submitting to the sink happens after commit (:mod:`handover`: here with
+``submit_pending``, or through the ``blockchain_transactions`` queue to a worker that calls
+``submit_one``): nothing slow runs while the head is locked, and an anchor whose submission
+failed is handed over again by the next settle.
 
 The sink is an ``Anchor``. ``LocalAnchor``, the default, keeps the receipt in the anchors
 table only. Adapter point: to timestamp roots with an RFC 3161 time-stamping authority,
@@ -16,7 +17,8 @@ implement ``submit`` to send a TimeStampReq (RFC 3161 section 2.4.1) whose messa
 is SHA-256 over the 32-byte root, and return ``{"sink": "rfc3161", "token": <base64
 TimeStampToken>}``; to anchor on a public chain, write the root into a transaction (for
 instance an OP_RETURN output or a contract call) and return its transaction id. Then pass
-that sink to ``submit_pending``, and add a check of its receipts to ``RECEIPT_CHECKS``
+that sink to ``submit_pending`` and ``submit_one`` (``sink()`` makes the one both the API
+and the workers use), and add a check of its receipts to ``RECEIPT_CHECKS``
 (verify and verify-proof refuse receipts they cannot check). Receipts are JSON objects with
 at least ``"sink"``.
 """
@@ -29,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Update, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pamtalk.db.models import Base, LedgerAnchor, LedgerEntry
@@ -60,6 +62,11 @@ class LocalAnchor:
 
     def submit(self, root: bytes, first: int, last: int) -> Receipt:
         return local_receipt(root.hex(), first, last)
+
+
+def sink() -> Anchor:
+    """The sink anchors are submitted to, in this process or in a worker: the adapter point."""
+    return LocalAnchor()
 
 
 def local_receipt(root: str, first: int, last: int) -> Receipt:
@@ -142,16 +149,6 @@ async def seal_due(
     return anchor_id
 
 
-async def settle(
-    session: AsyncSession, policy: Policy, *, force: bool = False
-) -> tuple[int | None, int]:
-    """Seal the pending entries if due (or any, with ``force``), then submit every anchor
-    still without a receipt: the API's periodic tick and ``pamtalk ledger anchor``. Returns
-    the new anchor's id and how many anchors were submitted."""
-    sealed = await seal_due(session, policy, force=force)
-    return sealed, await submit_pending(session)
-
-
 def sealed_rows(first: int, hashes: Sequence[str], every: int, now: datetime) -> list[Receipt]:
     """Anchor rows for consecutive entries from ``first``, one per ``every`` (the bulk path,
     which has the hashes at hand); a short tail is left pending."""
@@ -173,11 +170,21 @@ def _sealed(first: int, hashes: Sequence[str], now: datetime) -> Receipt:
     return {"first": first, "last": first + len(hashes) - 1, "root": digest, "sealed_at": now}
 
 
-async def submit_pending(session: AsyncSession, sink: Anchor | None = None) -> int:
+def _store_receipt() -> Update:
+    """Keep a receipt unless one is there: one kept by a concurrent submitter stays."""
+    table = Base.metadata.tables[LedgerAnchor.__tablename__]
+    return (
+        update(table)
+        .where(table.c.id == bindparam("anchor_id"), table.c.receipt.is_(None))
+        .values(sink=bindparam("sink_name"), receipt=bindparam("got"), submitted_at=bindparam("at"))
+    )
+
+
+async def submit_pending(session: AsyncSession, to: Anchor | None = None) -> int:
     """Hand every anchor without a receipt to the sink, oldest first; returns how many were
     submitted. Receipts are committed every ``COMMIT_EVERY`` (a crash re-submits at most
-    that many); one kept by a concurrent submitter first is not overwritten."""
-    sink = sink or LocalAnchor()
+    that many)."""
+    to = to or sink()
     pending = (
         await session.execute(
             select(LedgerAnchor.id, LedgerAnchor.root, LedgerAnchor.first, LedgerAnchor.last)
@@ -186,21 +193,37 @@ async def submit_pending(session: AsyncSession, sink: Anchor | None = None) -> i
         )
     ).all()
     await session.commit()  # no transaction (nor SQLite's write lock) held while sending
-    table = Base.metadata.tables[LedgerAnchor.__tablename__]
-    store = (
-        update(table)
-        .where(table.c.id == bindparam("anchor_id"), table.c.receipt.is_(None))
-        .values(sink=sink.name, receipt=bindparam("got"), submitted_at=bindparam("at"))
-    )
     for start in range(0, len(pending), COMMIT_EVERY):
         receipts = [
             {
                 "anchor_id": anchor_id,
-                "got": await asyncio.to_thread(sink.submit, bytes.fromhex(root), first, last),
+                "sink_name": to.name,
+                "got": await asyncio.to_thread(to.submit, bytes.fromhex(root), first, last),
                 "at": utcnow(),
             }
             for anchor_id, root, first, last in pending[start : start + COMMIT_EVERY]
         ]
-        await session.execute(store, receipts)
+        await session.execute(_store_receipt(), receipts)
         await session.commit()
     return len(pending)
+
+
+async def submit_one(session: AsyncSession, anchor_id: int, to: Anchor | None = None) -> bool:
+    """Hand one anchor to the sink unless it has a receipt (a worker's task, which may run
+    more than once); whether it was submitted now."""
+    to = to or sink()
+    row = (
+        await session.execute(
+            select(LedgerAnchor.root, LedgerAnchor.first, LedgerAnchor.last).where(
+                LedgerAnchor.id == anchor_id, LedgerAnchor.receipt.is_(None)
+            )
+        )
+    ).one_or_none()
+    await session.commit()
+    if row is None:  # already submitted (or no such anchor)
+        return False
+    got = await asyncio.to_thread(to.submit, bytes.fromhex(row.root), row.first, row.last)
+    values = {"anchor_id": anchor_id, "sink_name": to.name, "got": got, "at": utcnow()}
+    await session.execute(_store_receipt(), [values])
+    await session.commit()
+    return True

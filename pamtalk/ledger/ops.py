@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pamtalk.db import manage, seed
 from pamtalk.db.models import LedgerEntry
-from pamtalk.ledger import anchors, chain, verify
+from pamtalk.ledger import anchors, chain, handover, verify
 from pamtalk.settings import Settings
 
 
@@ -43,14 +43,14 @@ async def backfill(settings: Settings, *, only_if_empty: bool = False) -> int:
 
 
 async def anchor(settings: Settings, force: bool = False) -> tuple[int | None, int]:
-    """``anchors.settle`` on its own connection."""
+    """``handover.settle`` on its own connection."""
     async with manage.open_session(settings) as session:
-        return await anchors.settle(session, anchors.Policy.from_settings(settings), force=force)
+        return await handover.settle(session, settings, force=force)
 
 
 async def submit(settings: Settings) -> int:
     async with manage.open_session(settings) as session:
-        return await anchors.submit_pending(session)
+        return await handover.submit(session, settings)
 
 
 async def check(settings: Settings, start: int = 1) -> verify.Report:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import TracebackType
 
@@ -22,6 +23,7 @@ from pamtalk.db.session import SessionFactory
 from pamtalk.db.types import utcnow
 from pamtalk.errors import InvalidInput
 from pamtalk.notify import signing, webhooks
+from pamtalk.secretbox import UnreadableSecret
 from pamtalk.settings import Settings
 
 FIRST_RETRY = timedelta(seconds=30)
@@ -44,6 +46,7 @@ class Sender:
 
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
         self.allow_private = settings.webhook_allow_private
+        self.secrets = webhooks.secret_box(settings)
         self.client = httpx.AsyncClient(
             timeout=TIMEOUT_S, follow_redirects=False, transport=transport
         )
@@ -56,9 +59,11 @@ class Sender:
     ) -> None:
         await self.client.aclose()
 
-    async def send(self, url: str, secret: str, delivery: WebhookDelivery) -> int:
-        """The receiver's status code; raises on a refused address or a network error."""
-        await webhooks.check_url(url, self.allow_private)
+    async def send(self, hook: Webhook, delivery: WebhookDelivery) -> int:
+        """The receiver's status code; raises on a refused address, a secret it cannot
+        decrypt (UnreadableSecret) or a network error."""
+        url = await webhooks.check_url(hook.url, self.allow_private)
+        secret = self.secrets.open(hook.secret_encrypted)
         body = delivery.body.encode()
         response = await self.client.post(
             url,
@@ -77,21 +82,34 @@ class Sender:
 Claim = tuple[WebhookDelivery, Webhook, datetime]  # the delivery, its webhook, lease end
 
 
-async def _claim(sessions: SessionFactory, now: datetime) -> list[Claim]:
+@dataclass(frozen=True)
+class Only:
+    """Which deliveries to claim: every due one, or one event's (a worker's task for that
+    event). ``take_over``: the event's pending ones even if leased or waiting for a retry,
+    for a task the broker gave back because its worker died holding their leases."""
+
+    event_id: str | None = None
+    take_over: bool = False
+
+
+EVERY_DUE = Only()
+
+
+async def _claim(sessions: SessionFactory, now: datetime, only: Only) -> list[Claim]:
     claimed: list[Claim] = []
+    query = (
+        select(WebhookDelivery, Webhook)
+        .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+        .where(WebhookDelivery.status == DeliveryStatus.pending)
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .limit(BATCH)
+    )
+    if only.event_id is not None:
+        query = query.where(WebhookDelivery.event_id == only.event_id)
+    if not only.take_over:
+        query = query.where(WebhookDelivery.next_attempt_at <= now)
     async with sessions() as session:
-        due = (
-            await session.execute(
-                select(WebhookDelivery, Webhook)
-                .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
-                .where(
-                    WebhookDelivery.status == DeliveryStatus.pending,
-                    WebhookDelivery.next_attempt_at <= now,
-                )
-                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-                .limit(BATCH)
-            )
-        ).all()
+        due = (await session.execute(query)).all()
         for delivery, hook in due:
             # Conditional on the time it was due: of two claimants, one wins.
             won = await session.execute(
@@ -150,10 +168,15 @@ async def _update(sessions: SessionFactory, claim: Claim, values: dict[str, obje
 
 
 async def deliver_due(
-    sessions: SessionFactory, sender: Sender, now: Callable[[], datetime] = utcnow
+    sessions: SessionFactory,
+    sender: Sender,
+    now: Callable[[], datetime] = utcnow,
+    only: Only = EVERY_DUE,
 ) -> int:
-    """Send every delivery that is due, a batch at a time, up to CONCURRENCY at once (a batch
-    takes about one TIMEOUT_S at worst, well within its LEASE); how many were attempted."""
+    """Send every delivery that is due (of ``only``), a batch at a time, up to CONCURRENCY at
+    once (a batch takes about one TIMEOUT_S at worst, well within its LEASE); how many were
+    attempted. A take-over claims only in its first round: what it sent and failed waits
+    for its backoff like any other."""
     attempted = 0
     limit = asyncio.Semaphore(CONCURRENCY)
 
@@ -167,13 +190,14 @@ async def deliver_due(
         status, error = None, None
         async with limit:
             try:
-                status = await sender.send(hook.url, hook.secret, delivery)
-            except (httpx.HTTPError, InvalidInput, OSError) as exc:
+                status = await sender.send(hook, delivery)
+            except (httpx.HTTPError, InvalidInput, UnreadableSecret, OSError) as exc:
                 error = f"{type(exc).__name__}: {exc}"
         await _record(sessions, claim, now(), status, error)
         attempted += 1
 
-    while claimed := await _claim(sessions, now()):
+    while claimed := await _claim(sessions, now(), only):
+        only = replace(only, take_over=False)
         async with asyncio.TaskGroup() as group:
             for claim in claimed:
                 group.create_task(attempt(claim))

@@ -1,5 +1,6 @@
 """Webhook endpoints: the URL check (no private or loopback addresses unless allowed), and
-registering, listing and deleting a user's webhooks."""
+registering, listing and deleting a user's webhooks. Secrets are kept encrypted
+(``secret_box``): shown once at creation, decrypted only to sign a delivery."""
 
 from __future__ import annotations
 
@@ -15,8 +16,15 @@ from pamtalk.db.models import Webhook, WebhookDelivery
 from pamtalk.db.types import utcnow
 from pamtalk.errors import InvalidInput, NotFound
 from pamtalk.notify import signing
+from pamtalk.secretbox import SecretBox
+from pamtalk.settings import Settings
 
 MAX_PER_USER = 20
+SECRET_PURPOSE = "webhook-secrets"  # the key Settings.signing_keys derives for them
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    return SecretBox(settings.signing_keys(SECRET_PURPOSE))
 
 
 async def addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
@@ -55,17 +63,22 @@ async def check_url(url: str, allow_private: bool) -> str:
 
 
 async def create(
-    session: AsyncSession, user_id: int, url: str, events: list[str], allow_private: bool
-) -> Webhook:
-    await check_url(url, allow_private)
+    session: AsyncSession, user_id: int, url: str, events: list[str], settings: Settings
+) -> tuple[Webhook, str]:
+    """Register a webhook; returns it and its secret (kept only encrypted)."""
+    await check_url(url, settings.webhook_allow_private)
     if len(await mine(session, user_id)) >= MAX_PER_USER:
         raise InvalidInput(f"a user can have at most {MAX_PER_USER} webhooks")
+    secret = signing.new_secret()
     hook = Webhook(
-        user_id=user_id, url=url, events=sorted(set(events)), secret=signing.new_secret()
+        user_id=user_id,
+        url=url,
+        events=sorted(set(events)),
+        secret_encrypted=secret_box(settings).seal(secret),
     )
     session.add(hook)
     await session.commit()
-    return hook
+    return hook, secret
 
 
 async def mine(session: AsyncSession, user_id: int) -> list[Webhook]:

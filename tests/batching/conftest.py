@@ -25,6 +25,7 @@ import redis
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pamtalk import queues
 from pamtalk.batching import celery_app, jobs
 from pamtalk.batching.context import BatchContext
 from pamtalk.db.manage import seed_database, upgrade_database
@@ -70,7 +71,7 @@ class Broker:
 
     def celery(self) -> Any:
         """A Celery app of our configuration that sends to this broker (close it after)."""
-        return celery_app.create_celery(
+        return queues.create_celery(
             Settings(celery_broker_url=self.url, celery_visibility_timeout=VISIBILITY_TIMEOUT)
         )
 
@@ -81,7 +82,7 @@ class Broker:
         try:
             queued = sum(
                 client.llen(key)
-                for queue in celery_app.QUEUES
+                for queue in queues.QUEUES
                 for key in client.scan_iter(match=f"{queue}*")
             )
             return queued == 0 and client.hlen("unacked") == 0
@@ -99,7 +100,7 @@ class Broker:
                 client.close()
             return
         with kombu.Connection(self.url) as conn:
-            for queue in celery_app.QUEUES:
+            for queue in queues.QUEUES:
                 channel = conn.channel()
                 try:
                     channel.queue_purge(queue)

@@ -15,6 +15,7 @@ from celery import Celery
 from celery.beat import ScheduleEntry
 
 from pamtalk.batching import tasks
+from pamtalk.cli.worker import worker_app
 from pamtalk.settings import Settings
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -22,7 +23,7 @@ SEOUL = ZoneInfo("Asia/Seoul")
 
 @pytest.fixture
 def celery() -> Iterator[Celery]:
-    with tasks.worker_app(Settings(celery_broker_url=None)) as app:
+    with worker_app(Settings(celery_broker_url=None)) as app:
         yield app
 
 

@@ -11,7 +11,8 @@ from datetime import date
 
 import pytest
 
-from pamtalk.batching import celery_app, context
+from pamtalk import queues
+from pamtalk.batching import context
 from pamtalk.batching.context import BatchContext
 from pamtalk.db.models import BatchJob, JobStatus
 from pamtalk.db.session import create_session_factory
@@ -49,9 +50,7 @@ async def nightly_on_workers(
     out. Returns the job once it has ended."""
     before = await database.value("SELECT coalesce(max(id), 0) FROM batch_jobs")
     with broker.celery() as celery:
-        celery.send_task(
-            "pamtalk.nightly", args=[run_date.isoformat()], queue=celery_app.PREDICTIONS
-        )
+        celery.send_task("pamtalk.nightly", args=[run_date.isoformat()], queue=queues.PREDICTIONS)
     deadline = time.monotonic() + 60
     while (
         job_id := await database.value(

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from pamtalk.db.models import Role, Webhook, WebhookDelivery
+from pamtalk.notify import webhooks
 from pamtalk.settings import Settings
 from tests.conftest import Actor, create_farm
 from tests.notify.conftest import Receiver, drive, register
@@ -74,13 +75,15 @@ async def test_delivery_refuses_a_private_address_too(
     name that resolves elsewhere now) is not sent to: the attempt fails and is retried."""
     farmer = actors[Role.farmer]
     async with app.state.pamtalk.sessions() as session:
-        session.add(
-            Webhook(user_id=farmer.id, url=receiver.url, events=["farm.suspended"], secret="s")
+        sealed = webhooks.secret_box(app.state.pamtalk.settings).seal("s")
+        hook = Webhook(
+            user_id=farmer.id, url=receiver.url, events=["farm.suspended"], secret_encrypted=sealed
         )
+        session.add(hook)
         await session.commit()
     farm = await create_farm(client, farmer)
-    patched = await client.patch(
-        f"/v1/farms/{farm['id']}", json={"status": "suspended"}, headers=farmer.headers
+    patched = await client.patch(  # only an admin suspends a farm
+        f"/v1/farms/{farm['id']}", json={"status": "suspended"}, headers=actors[Role.admin].headers
     )
     assert patched.status_code == 200, patched.text
     assert await drive(app) == 1

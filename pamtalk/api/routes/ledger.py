@@ -10,7 +10,7 @@ from pamtalk.api.routes.transactions import is_party
 from pamtalk.api.schemas.ledger import LedgerProof
 from pamtalk.db.models import Role, Transaction
 from pamtalk.errors import NotFound
-from pamtalk.ledger import anchors, proof
+from pamtalk.ledger import anchors, handover, proof
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 
@@ -37,5 +37,5 @@ async def transaction_proof(
     except proof.NotAnchored:
         if await anchors.seal_due(db, anchors.Policy.from_settings(settings)) is None:
             raise
-    await anchors.submit_pending(db)
+    await handover.submit(db, settings)
     return JSONResponse(await proof.build(db, tx))

@@ -34,11 +34,10 @@ async def create_webhook(
     """Register a URL for event types; it gets those whose audience includes the caller.
     The answer holds the signing secret: it is not shown again. URLs on private, loopback
     or reserved addresses are refused (PAMTALK_WEBHOOK_ALLOW_PRIVATE=1 allows them)."""
-    hook = await webhooks.create(
-        db, user.id, body.url, list(body.events), settings.webhook_allow_private
-    )
-    created = WebhookCreated.model_validate(hook).model_dump(mode="json")
-    return JSONResponse(created, status_code=status.HTTP_201_CREATED)
+    hook, secret = await webhooks.create(db, user.id, body.url, list(body.events), settings)
+    public = WebhookPublic.model_validate(hook).model_dump(mode="json")
+    created = WebhookCreated.model_validate({**public, "secret": secret})
+    return JSONResponse(created.model_dump(mode="json"), status_code=status.HTTP_201_CREATED)
 
 
 @router.get("", response_model=list[WebhookPublic])

@@ -1,0 +1,62 @@
+"""``pamtalk worker`` and ``pamtalk beat``: the Celery processes. A worker runs every
+package's tasks (batch chunks, ledger anchors, notifications) on the queues it is given,
+all four by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from pamtalk.queues import QUEUES
+from pamtalk.settings import Settings
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+LogLevel = Annotated[str, typer.Option(help="Celery's log level: DEBUG, INFO, WARNING, ERROR")]
+
+
+def worker_app(settings: Settings) -> Celery:
+    """The app of a worker or beat process: the configuration and every package's tasks."""
+    from pamtalk import queues
+    from pamtalk.batching import tasks as batch_tasks
+    from pamtalk.ledger import tasks as ledger_tasks
+    from pamtalk.notify import tasks as notify_tasks
+
+    celery = queues.create_celery(settings)
+    for package in (batch_tasks, ledger_tasks, notify_tasks):
+        package.register(celery, settings)
+    return celery
+
+
+def _celery_app(kind: str, loglevel: str) -> tuple[Celery, list[str]]:
+    """The Celery app built from this process's settings, and the argv to start ``kind``."""
+    settings = Settings()
+    if settings.celery_broker_url is None:
+        typer.echo("set PAMTALK_CELERY_BROKER_URL (amqp://... or redis://...) first", err=True)
+        raise typer.Exit(2)
+    return worker_app(settings), [kind, "--loglevel", loglevel]
+
+
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, help="worker processes")] = 2,
+    queues: Annotated[str, typer.Option(help="comma-separated")] = ",".join(QUEUES),
+    loglevel: LogLevel = "INFO",
+) -> None:
+    """A Celery worker: batch chunks (prediction_requests, analytics_data), ledger anchors
+    (blockchain_transactions) and notifications (notification_events)."""
+    unknown = set(queues.split(",")) - set(QUEUES)
+    if unknown:
+        raise typer.BadParameter(f"unknown queue(s) {sorted(unknown)}; known: {', '.join(QUEUES)}")
+    celery, argv = _celery_app("worker", loglevel)
+    celery.worker_main([*argv, "-Q", queues, "--concurrency", str(concurrency)])
+
+
+def beat(loglevel: LogLevel = "INFO") -> None:
+    """The Celery beat scheduler: nightly scoring at 02:00 Asia/Seoul."""
+    celery, argv = _celery_app("beat", loglevel)
+    schedule = Path("var/celerybeat-schedule")
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    celery.start([*argv, "--schedule", str(schedule)])
