@@ -8,24 +8,30 @@ Retry-After (a 503 without it counts too), and every request that got no HTTP an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import asyncpg
 import httpx
+from mlflow import MlflowClient
 
 from bench import harness
 from pamtalk.domain import KST
+from pamtalk.models.contract import ESG_FEATURES
+from pamtalk.registry import defaults, publish, store
+from pamtalk.settings import Settings
 from tests.chaos import load, stack
 from tests.chaos.load import Outcome, Record
-from tests.services import RedisProcess
+from tests.services import MlflowServer, RedisProcess
 
 RECOVERY_BOUND_S = 5.0
 
@@ -71,6 +77,7 @@ class Verdict:
     measured: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # wrong answers, data, or no recovery
     slow: list[str] = field(default_factory=list)  # a timing bound missed
+    recovery_bound_s: float = RECOVERY_BOUND_S
 
     def judge(self) -> Verdict:
         if self.errors_5xx:
@@ -79,8 +86,8 @@ class Verdict:
             self.problems.append(f"{self.lost} lost, {self.duplicated} duplicated")
         if self.recovery_s is None:
             self.problems.append("did not recover")
-        elif self.recovery_s > RECOVERY_BOUND_S:
-            self.slow.append(f"recovery {self.recovery_s} s (bound {RECOVERY_BOUND_S} s)")
+        elif self.recovery_s > self.recovery_bound_s:
+            self.slow.append(f"recovery {self.recovery_s} s (bound {self.recovery_bound_s} s)")
         self.passed = not self.problems and not self.slow
         return self
 
@@ -458,8 +465,206 @@ def overload(folder: Path, cap: int = 4, seconds: float = 4.0) -> Verdict:
         return asyncio.run(_overload(service, cap, seconds))
 
 
+# --- 4. The model registry (an MLflow server) down ---------------------------------------
+
+
+def _esg_rows(rows: int) -> dict[str, Any]:
+    """An Open Inference Protocol request for the ESG model."""
+    tensors = []
+    for name in ("practices", "mask"):
+        data = [0.5 if name == "practices" else 1.0] * (rows * ESG_FEATURES)
+        tensors.append(
+            {"name": name, "shape": [rows, ESG_FEATURES], "datatype": "FP32", "data": data}
+        )
+    return {"inputs": tensors}
+
+
+async def _registry_outage(
+    service: stack.Stack, server: MlflowServer, promoted: str, watch_s: float, outage: Outage
+) -> Verdict:
+    # The bound: the watcher's longest backoff (16 intervals), then one sync.
+    verdict = Verdict("registry_outage", recovery_bound_s=16 * watch_s + RECOVERY_BOUND_S)
+    record = Record()
+    versions: list[tuple[float, str]] = []
+    start = time.monotonic()
+    end = start + outage.total_s
+
+    def promote_meanwhile() -> None:
+        server.stop()
+        # The data scientist promotes during the outage, in the store the server reads.
+        direct = MlflowClient(tracking_uri=server.store_uri, registry_uri=server.store_uri)
+        direct.set_registered_model_alias("pamtalk-esg", "champion", promoted)
+
+    async def score(_: int) -> None:
+        while time.monotonic() < end or not any(v == promoted for _, v in versions):
+            if time.monotonic() > end + verdict.recovery_bound_s + 30:
+                return
+            outcome, response = await record.send(
+                http, "infer", "POST", "/v2/models/pamtalk-esg/infer",
+                json=_esg_rows(2), headers=service.admin,
+            )  # fmt: skip
+            if outcome.status == 200 and response is not None:
+                versions.append((outcome.ended, response.json()["model_version"]))
+            await asyncio.sleep(0.02)
+
+    async with load.client(service.url, outage.clients) as http:
+        ready, _, timeline = await asyncio.gather(
+            _poll_ready(service.url, lambda: time.monotonic() > end),
+            load.workers(outage.clients, score),
+            outage.inject(start, promote_meanwhile, server.start),
+        )
+
+    back = timeline["back"]
+    first_new = min((at for at, v in versions if v == promoted), default=None)
+    verdict.requests = len(record.outcomes)
+    verdict.errors_5xx = sum(o.status != 200 for o in record.outcomes)
+    verdict.recovery_s = None if first_new is None else round(max(0.0, first_new - back), 2)
+    during = record.between(timeline["stopped"], back)
+    not_ready = sum(status != 200 for _, status in ready)
+    verdict.measured = {
+        "statuses": record.statuses(),
+        "answered_during_outage": sum(o.status == 200 for o in during),
+        "outage_s": round(back - timeline["stopped"], 2),
+        "readyz_not_ready": not_ready,
+        "infer_p99_ms": load.p99_ms(record.outcomes),
+        "registry_log_lines": _log_lines(service.log, "model registry"),
+    }
+    if not during:
+        verdict.problems.append("no request was made during the outage")
+    if not_ready:
+        verdict.problems.append(f"/readyz said not ready {not_ready} times")
+    if first_new is not None and first_new < back:
+        verdict.problems.append("the promotion was applied before the registry was back")
+    return verdict.judge()
+
+
+def _log_lines(log: Path, text: str) -> list[str]:
+    return [
+        line.strip()[:200] for line in log.read_text(errors="replace").splitlines() if text in line
+    ]
+
+
+WATCH_S = 0.5  # the registry watch interval of the registry scenarios
+
+
+@contextlib.contextmanager
+def _registry_stack(
+    root: Path, versions: int
+) -> Iterator[tuple[stack.Stack, MlflowServer, list[str]]]:
+    """A private MLflow server with tiny champions of both models and ``versions`` more
+    (unpromoted) ESG versions, and a stack serving from it."""
+    server = MlflowServer(root / "mlflow")
+    server.root.mkdir(parents=True, exist_ok=True)
+    server.start()
+    try:
+        settings = Settings(mlflow_tracking_uri=server.url)
+        client = store.connect(settings)
+        defaults.ensure_champions(client, settings, root / "train", say=lambda _: None, tiny=True)
+        more = [
+            publish.train_and_register(client, settings, "esg", out_dir=root / f"v{i}", tiny=True)[
+                1
+            ]
+            for i in range(versions)
+        ]
+        env = {
+            "PAMTALK_MLFLOW_TRACKING_URI": server.url,
+            "PAMTALK_MODEL_WATCH_INTERVAL": str(WATCH_S),
+        }
+        with stack.running(root, env=env) as service:
+            yield service, server, more
+    finally:
+        server.stop()
+
+
+def registry_outage(folder: Path, outage: Outage = Outage(outage_s=4.0)) -> Verdict:
+    """The MLflow server SIGKILLed under inference load; a version promoted meanwhile."""
+    with _registry_stack(folder / "registry_outage", versions=1) as (service, server, (promoted,)):
+        return asyncio.run(_registry_outage(service, server, promoted, WATCH_S, outage))
+
+
+# --- 5. A promoted version whose file is corrupt ------------------------------------------
+
+
+def _stored_onnx(server: MlflowServer, client: MlflowClient, version: str) -> Path:
+    """The registered file itself, in the server's artifact folder."""
+    source = str(client.get_model_version("pamtalk-esg", version).source)  # models:/<id>
+    location = client.get_logged_model(source.removeprefix("models:/")).artifact_location
+    # mlflow-artifacts:/<path> is served from the server's --artifacts-destination.
+    return server.root / "artifacts" / urlparse(location).path.lstrip("/") / "model.onnx"
+
+
+async def _corrupt_version(
+    service: stack.Stack, server: MlflowServer, corrupt: str, good: str, seconds: float = 4.0
+) -> Verdict:
+    verdict = Verdict("corrupt_version", recovery_bound_s=WATCH_S + RECOVERY_BOUND_S)
+    client = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
+    path = _stored_onnx(server, client, corrupt)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    record = Record()
+    versions: list[tuple[float, str]] = []
+    moments: dict[str, float] = {}
+    start = time.monotonic()
+
+    async def promote_both() -> None:
+        await _sleep_until(start + 2.0)
+        moments["corrupt"] = time.monotonic()
+        await asyncio.to_thread(
+            client.set_registered_model_alias, "pamtalk-esg", "champion", corrupt
+        )
+        await _sleep_until(moments["corrupt"] + seconds)
+        moments["good"] = time.monotonic()
+        await asyncio.to_thread(client.set_registered_model_alias, "pamtalk-esg", "champion", good)
+
+    async def score(_: int) -> None:
+        while time.monotonic() < start + 2.0 + seconds + verdict.recovery_bound_s + 10:
+            if "good" in moments and any(v == good for _, v in versions):
+                return
+            outcome, response = await record.send(
+                http, "infer", "POST", "/v2/models/pamtalk-esg/infer",
+                json=_esg_rows(2), headers=service.admin,
+            )  # fmt: skip
+            if outcome.status == 200 and response is not None:
+                versions.append((outcome.ended, response.json()["model_version"]))
+            await asyncio.sleep(0.02)
+
+    async with load.client(service.url, 4) as http:
+        await asyncio.gather(load.workers(4, score), promote_both())
+        metrics = (await http.get("/metrics")).text
+
+    first_good = min((at for at, v in versions if v == good), default=None)
+    served = sorted({v for _, v in versions})
+    verdict.requests = len(record.outcomes)
+    verdict.errors_5xx = sum(o.status != 200 for o in record.outcomes)
+    verdict.recovery_s = None if first_good is None else round(first_good - moments["good"], 2)
+    refused = [line for line in metrics.splitlines() if line.startswith("model_refused_total{")]
+    verdict.measured = {
+        "statuses": record.statuses(),
+        "versions_served": served,
+        "refused_metric": refused,
+        "refusal_log_lines": _log_lines(service.log, "refusing pamtalk-esg"),
+    }
+    if corrupt in served:
+        verdict.problems.append(f"the corrupt version {corrupt} answered")
+    if not any(f'version="{corrupt}"' in line and 'reason="corrupt"' in line for line in refused):
+        verdict.problems.append("model_refused_total does not show the refusal")
+    if len(verdict.measured["refusal_log_lines"]) != 1:
+        verdict.problems.append("the refusal was not logged exactly once")
+    return verdict.judge()
+
+
+def corrupt_version(folder: Path) -> Verdict:
+    """A version whose stored file has one flipped byte is promoted under load, then a good
+    one: the first is refused while the champion serves on, the second is swapped in."""
+    with _registry_stack(folder / "corrupt_version", versions=2) as (service, server, (bad, good)):
+        return asyncio.run(_corrupt_version(service, server, bad, good))
+
+
 SCENARIOS: dict[str, Callable[[Path], Verdict]] = {
     "database_restart": database_restart,
     "redis_loss": redis_loss,
     "overload_2x": overload,
+    "registry_outage": registry_outage,
+    "corrupt_version": corrupt_version,
 }
