@@ -35,10 +35,12 @@ async def test_single_jobs_run_and_report_progress(
     assert (job["chunks_done"], job["chunks_total"], job["rows_written"]) == (1, 1, 28)
     assert job["versions"] == {"pamtalk-demand": "1", "pamtalk-esg": "1"}
 
+    # An ESG job records an assessment: the farm's owner starts it (tests/security: who may).
+    owner = actors[Role.farmer].headers
     farm = await create_farm(client, actors[Role.farmer])
-    esg = await client.post("/v1/jobs", json={"kind": "esg", "farm_id": farm["id"]}, headers=buyer)
+    esg = await client.post("/v1/jobs", json={"kind": "esg", "farm_id": farm["id"]}, headers=owner)
     assert esg.status_code == 202
-    assert (await finished(client, esg.headers["Location"], buyer))["rows_written"] == 1
+    assert (await finished(client, esg.headers["Location"], owner))["rows_written"] == 1
 
     async with app.state.pamtalk.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(DemandForecast)) == 28
