@@ -80,7 +80,8 @@ async def test_batch_and_rest_agree_on_every_seeded_farm_and_series(
         ).all()
     assert len(farm_ids) == SMALL.farms and traded
 
-    admin, buyer = actors[Role.admin].headers, actors[Role.buyer].headers
+    # The analyst sees what the batch stored, the social breakdown included.
+    admin, analyst = actors[Role.admin].headers, actors[Role.analyst].headers
     started = await client.post(
         "/v1/jobs", json={"kind": "nightly", "run_date": RUN_DATE.isoformat()}, headers=admin
     )
@@ -105,7 +106,7 @@ async def test_batch_and_rest_agree_on_every_seeded_farm_and_series(
     assert sorted(batch_esg) == farm_ids
 
     for farm_id in farm_ids:
-        response = await client.post("/v1/esg/score", json={"farm_id": farm_id}, headers=buyer)
+        response = await client.post("/v1/esg/score", json={"farm_id": farm_id}, headers=analyst)
         assert response.status_code == 200, response.text
         online: dict[str, Any] = response.json()
         stored = batch_esg[farm_id]
@@ -118,7 +119,7 @@ async def test_batch_and_rest_agree_on_every_seeded_farm_and_series(
 
     for crop, region in traded:
         body = {"crop": crop, "region": region, "as_of": as_of.isoformat(), "horizon_days": 28}
-        response = await client.post("/v1/predictions/demand", json=body, headers=buyer)
+        response = await client.post("/v1/predictions/demand", json=body, headers=analyst)
         assert response.status_code == 200, response.text
         online = response.json()
         assert online["version"] == job["versions"]["pamtalk-demand"]

@@ -136,8 +136,8 @@ async def test_esg_scores_a_stored_farm_and_records_it(
     app: FastAPI, client: httpx.AsyncClient, actors: dict[Role, Actor]
 ) -> None:
     farm = await create_farm(client, actors[Role.farmer])
-    response = await client.post(
-        "/v1/esg/score", json={"farm_id": farm["id"]}, headers=actors[Role.buyer].headers
+    response = await client.post(  # by its owner: recorded (others: tests/security)
+        "/v1/esg/score", json={"farm_id": farm["id"]}, headers=actors[Role.farmer].headers
     )
     assert response.status_code == 200, response.text
     scored = response.json()
