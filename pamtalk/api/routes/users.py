@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -18,7 +18,9 @@ from pamtalk.api.deps import (
     PathId,
     SecurityStoreDep,
 )
+from pamtalk.api.responses import JSONResponse
 from pamtalk.api.schemas.auth import UserAdminView, UserCreate, UserPublic, UserUpdate
+from pamtalk.api.schemas.users import SIGN_UP_MESSAGE, SignUpAccepted
 from pamtalk.db.models import Role, User
 from pamtalk.errors import Conflict, Forbidden, NotFound
 
@@ -28,31 +30,45 @@ SELF_SERVICE_ROLES = {Role.farmer, Role.buyer}
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=UserPublic, dependencies=[AuthRateLimit]
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserPublic,
+    dependencies=[AuthRateLimit],
+    responses={
+        202: {"model": SignUpAccepted, "description": "a self-service sign-up, taken or not"}
+    },
 )
 async def create_user(
     body: UserCreate,
     db: DbDep,
     caller: OptionalUser,
     hashing: HashingDep,
-) -> User:
-    """Anyone may sign up as a farmer or buyer; only an admin creates analysts and admins."""
-    if body.role not in SELF_SERVICE_ROLES and (caller is None or caller.role != Role.admin):
+) -> Response:
+    """Anyone may sign up as a farmer or buyer: 202, the same answer whether or not the
+    email is registered already (an existing account is left unchanged), so sign-up does
+    not tell who has an account. Only an admin creates analysts and admins: 201 with the
+    user, 409 for a taken email."""
+    by_admin = caller is not None and caller.role == Role.admin
+    if body.role not in SELF_SERVICE_ROLES and not by_admin:
         raise Forbidden(f"only an admin can create {body.role} accounts")
-    if await db.scalar(select(User.id).where(User.email == body.email)) is not None:
-        raise Conflict("a user with this email already exists")
-    user = User(
-        email=body.email,
-        name=body.name,
-        role=body.role,
-        password_hash=await hashing.hash(body.password),
-    )
-    db.add(user)
-    try:
-        await db.commit()
-    except IntegrityError as exc:  # a concurrent sign-up with the same email
-        raise Conflict("a user with this email already exists") from exc
-    return user
+    # Hashed whether or not the email is taken: a taken one answers as slowly as a new one.
+    password_hash = await hashing.hash(body.password)
+    taken = await db.scalar(select(User.id).where(User.email == body.email)) is not None
+    user = User(email=body.email, name=body.name, role=body.role, password_hash=password_hash)
+    if not taken:
+        db.add(user)
+        try:
+            await db.commit()
+        except IntegrityError:  # a concurrent sign-up with the same email
+            await db.rollback()
+            taken = True
+    if by_admin:
+        if taken:
+            raise Conflict("a user with this email already exists")
+        created = UserPublic.model_validate(user).model_dump(mode="json")
+        return JSONResponse(created, status_code=status.HTTP_201_CREATED)
+    accepted = SignUpAccepted(email=body.email, message=SIGN_UP_MESSAGE)
+    return JSONResponse(accepted.model_dump(), status_code=status.HTTP_202_ACCEPTED)
 
 
 @router.get("/me", response_model=UserPublic)
