@@ -185,7 +185,8 @@ def network_policies() -> list[dict[str, Any]]:
 
 
 def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    return selector.get("matchLabels", {}).items() <= labels.items()
+    match: dict[str, str] = selector.get("matchLabels", {})
+    return match.items() <= labels.items()
 
 
 def peers(labels: dict[str, str], port: int) -> list[dict[str, Any] | str]:

@@ -23,7 +23,9 @@ from sqlalchemy import select, text
 from pamtalk.api.app import create_app
 from pamtalk.api.prod import UnsafeProdSetup
 from pamtalk.db import seed
+from pamtalk.db.migrate import upgrade
 from pamtalk.db.models import ApiKey
+from pamtalk.db.session import create_engine
 from pamtalk.settings import Settings, estimated_entropy_bits
 from tests import services
 from tests.conftest import ADMIN_KEY, running
@@ -208,3 +210,55 @@ def test_prod_serves_metrics_on_their_own_port_only(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def unmigrated(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+        return
+    url = await services.create_database()
+    yield url
+    await services.drop_database(url)
+
+
+async def test_the_migration_cuts_stored_prefixes_and_marks_the_bootstrap_key(
+    unmigrated: str,
+) -> None:
+    engine = create_engine(Settings(database_url=unmigrated))
+    try:
+        await upgrade(engine, "0005")
+        async with engine.begin() as conn:
+            for id_, email in ((1, seed.ADMIN_EMAIL), (2, "kim@farm.kr")):
+                await conn.execute(
+                    text(
+                        "INSERT INTO users (id, email, name, role, is_active, created_at) "
+                        "VALUES (:id, :email, 'x', 'admin', true, CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": id_, "email": email},
+                )
+            rows = [  # (owner, name, prefix as earlier versions stored it)
+                (1, seed.BOOTSTRAP_KEY_NAME, "k3Yq81Zx0b"),
+                (2, seed.BOOTSTRAP_KEY_NAME, "pt_Ab12Cd3"),  # a user's key, named alike
+                (2, "app", "pt_Zz98Yy7"),
+            ]
+            for i, (user_id, name, prefix) in enumerate(rows):
+                await conn.execute(
+                    text(
+                        "INSERT INTO api_keys (user_id, name, prefix, key_hash, created_at) "
+                        "VALUES (:user_id, :name, :prefix, :hash, CURRENT_TIMESTAMP)"
+                    ),
+                    {"user_id": user_id, "name": name, "prefix": prefix, "hash": f"{i:064d}"},
+                )
+        await upgrade(engine, "0006")
+        async with engine.connect() as conn:
+            result = await conn.execute(
+                text("SELECT prefix, bootstrap FROM api_keys ORDER BY key_hash")
+            )
+            assert [tuple(row) for row in result] == [
+                ("k3Yq", True),
+                ("pt_Ab12", False),
+                ("pt_Zz98", False),
+            ]
+    finally:
+        await engine.dispose()
