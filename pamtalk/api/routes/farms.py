@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import select
 
-from pamtalk.api import farm_view, pagination
+from pamtalk.api import farm_view, links, pagination
 from pamtalk.api.auth import Principal
 from pamtalk.api.deps import CacheDep, CurrentUser, DbDep, FarmWriter, PathId, SettingsDep
 from pamtalk.api.responses import JSONResponse
@@ -48,7 +48,14 @@ def _shown(farm: Farm, viewer: Principal) -> JSONResponse:
     return JSONResponse(farm_view.for_viewer(full, viewer))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=FarmPublic)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=FarmPublic,
+    responses={
+        201: {"links": links.to("/v1/farms/{farm_id}", "farm_id", "get", "patch", "delete")}
+    },
+)
 async def create_farm(body: FarmCreate, user: FarmWriter, db: DbDep, cache: CacheDep) -> Farm:
     """Register a farm: farmers for themselves, admins for a farmer (``owner_id``)."""
     owner_id = user.id

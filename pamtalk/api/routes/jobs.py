@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from pamtalk.api import farm_view
+from pamtalk.api import farm_view, links
 from pamtalk.api.deps import CurrentUser, DbDep, PathId, StateDep
 from pamtalk.api.schemas.jobs import DemandJob, EsgJob, JobCreate, JobPublic, NightlyJob
 from pamtalk.batching import jobs
@@ -24,7 +24,12 @@ from pamtalk.errors import Forbidden, NotFound
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobPublic,
+    responses={202: {"links": links.to("/v1/jobs/{job_id}", "job_id", "get")}},
+)
 async def create_job(
     body: JobCreate, user: CurrentUser, db: DbDep, state: StateDep, response: Response
 ) -> dict[str, Any]:

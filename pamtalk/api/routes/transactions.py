@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Header, Query, Response, status
 from sqlalchemy import select, tuple_
 
-from pamtalk.api import pagination
+from pamtalk.api import links, pagination
 from pamtalk.api.auth import Principal
 from pamtalk.api.deps import CurrentUser, DbDep, PathId, SettingsDep, TransactionWriter
 from pamtalk.api.responses import JSONResponse
@@ -79,7 +79,17 @@ async def _buyer_for(body: TransactionCreate, user: TransactionWriter, db: DbDep
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TransactionPublic,
-    responses={409: {"description": "Idempotency-Key reused with another body"}},
+    responses={
+        201: {
+            "links": {
+                **links.to("/v1/transactions/{transaction_id}", "transaction_id", "get"),
+                **links.to(
+                    "/v1/ledger/transactions/{transaction_id}/proof", "transaction_id", "get"
+                ),
+            }
+        },
+        409: {"description": "Idempotency-Key reused with another body"},
+    },
 )
 async def create_transaction(
     body: TransactionCreate,
