@@ -9,11 +9,14 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pamtalk.api import auth
 from pamtalk.api.state import AppState
 from pamtalk.db import seed
 from pamtalk.db.migrate import current_revision, head_revision
+from pamtalk.db.session import create_engine, create_session_factory
+from pamtalk.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -28,21 +31,38 @@ class UnsafeProdSetup(RuntimeError):
     """Prod refuses to start like this; the message says what to change."""
 
 
+async def refuse_demo_logins(engine: AsyncEngine) -> None:
+    """Raise UnsafeProdSetup while any of the seed's accounts logs in with the demo password.
+    Needs the database: prod does not start without one, as it could not tell."""
+    async with engine.connect() as conn:
+        if not await conn.run_sync(lambda c: inspect(c).has_table("users")):
+            return  # not migrated yet: no accounts at all
+    async with create_session_factory(engine)() as session:
+        demo = await seed.demo_logins(session)
+    if demo:
+        shown = ", ".join(demo[:3]) + (f" and {len(demo) - 3} more" if len(demo) > 3 else "")
+        raise UnsafeProdSetup(
+            f"PAMTALK_ENV=prod refuses to start: {len(demo)} demo accounts log in with the "
+            f"demo password ({shown}); {DEMO_FIX}"
+        )
+
+
+async def check_database(settings: Settings) -> None:
+    """The database check for ``pamtalk serve``, before any worker starts: a refusal is then
+    one line and exit status 2, not a traceback per worker."""
+    engine = create_engine(settings)
+    try:
+        await refuse_demo_logins(engine)
+    finally:
+        await engine.dispose()
+
+
 async def prepare(state: AppState) -> None:
-    """The prod checks; raises UnsafeProdSetup. Needs the database (a prod worker does not
-    start without one: it could not tell whether demo logins are open)."""
+    """In each worker's startup: refuse demo logins (whatever started the app), then register
+    the bootstrap key. Raises UnsafeProdSetup."""
+    await refuse_demo_logins(state.engine)
     async with state.engine.connect() as conn:
-        has_users = await conn.run_sync(lambda c: inspect(c).has_table("users"))
         revision = await conn.run_sync(current_revision)
-    if has_users:
-        async with state.sessions() as session:
-            demo = await seed.demo_logins(session)
-        if demo:
-            shown = ", ".join(demo[:3]) + (f" and {len(demo) - 3} more" if len(demo) > 3 else "")
-            raise UnsafeProdSetup(
-                f"PAMTALK_ENV=prod refuses to start: {len(demo)} demo accounts log in with the "
-                f"demo password ({shown}); {DEMO_FIX}"
-            )
     key = state.settings.admin_api_key
     if key is None:
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import tempfile
@@ -46,6 +47,14 @@ def serve(
     if settings.metrics_port == port:
         typer.echo("refusing to start: PAMTALK_METRICS_PORT must differ from --port", err=True)
         raise typer.Exit(2)
+    if settings.env == "prod":
+        from pamtalk.api import prod
+
+        try:
+            asyncio.run(prod.check_database(settings))
+        except prod.UnsafeProdSetup as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
     if settings.metrics_port is None and settings.env == "prod":
         typer.echo(
             "note: prod serves /metrics only on PAMTALK_METRICS_PORT, which is unset: "

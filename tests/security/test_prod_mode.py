@@ -78,38 +78,61 @@ def test_prod_refuses_to_start_without_a_signing_secret() -> None:
     assert Settings(env="dev").secret_key is None  # dev and tests run on the public key
 
 
+def embedded(tmp_path: Path, **env: str) -> dict[str, str]:
+    """The environment of a `pamtalk` command on the embedded defaults in ``tmp_path``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PAMTALK_")}
+    return {
+        **base,
+        "PAMTALK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/pamtalk.db",
+        "PAMTALK_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
+        "PAMTALK_MODEL_WATCH_INTERVAL": "0",
+        **env,
+    }
+
+
 def run_serve(tmp_path: Path, log: Path, *args: str, **env: str) -> subprocess.Popen[bytes]:
     """`pamtalk serve ARGS` on the embedded defaults in ``tmp_path``, its output in ``log``."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PAMTALK_")}
     with log.open("wb") as out:
         return subprocess.Popen(
             [PAMTALK, "serve", *args],
-            env={
-                **base,
-                "PAMTALK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/pamtalk.db",
-                "PAMTALK_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
-                "PAMTALK_MODEL_WATCH_INTERVAL": "0",
-                **env,
-            },
+            env=embedded(tmp_path, **env),
             cwd=tmp_path,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
 
 
-def test_serve_refuses_an_unsafe_prod_setup_and_says_how_to_fix_it(tmp_path: Path) -> None:
-    weak, log = "a" * 32, tmp_path / "serve.log"
-    process = run_serve(tmp_path, log, PAMTALK_ENV="prod", PAMTALK_ADMIN_API_KEY=weak)
+def refusal(tmp_path: Path, *args: str, **env: str) -> str:
+    """What `pamtalk serve ARGS` says when it refuses to start (exit status 2)."""
+    log = tmp_path / "serve.log"
+    process = run_serve(tmp_path, log, *args, **env)
     try:
         process.wait(timeout=60)  # the old code served instead
     finally:
         process.kill()
     output = log.read_text()
     assert process.returncode == 2, output
+    assert "Traceback" not in output
+    return output
+
+
+def test_serve_refuses_an_unsafe_prod_setup_and_says_how_to_fix_it(tmp_path: Path) -> None:
+    weak = "a" * 32
+    output = refusal(tmp_path, PAMTALK_ENV="prod", PAMTALK_ADMIN_API_KEY=weak)
     assert "PAMTALK_ADMIN_API_KEY must be at least 32 characters in prod" in output
     assert "PAMTALK_SECRET_KEY is required in prod" in output
     assert "openssl rand -hex 32" in output and weak not in output
-    assert "Traceback" not in output
+
+
+def test_serve_refuses_a_database_with_demo_logins(tmp_path: Path) -> None:
+    for command in (["db", "upgrade"], ["db", "seed", "--farms", "2", "--transactions", "5"]):
+        subprocess.run(
+            [PAMTALK, *command], env=embedded(tmp_path), cwd=tmp_path, check=True, timeout=120
+        )
+    output = refusal(tmp_path, "--workers", "2", PAMTALK_ENV="prod", PAMTALK_SECRET_KEY=SECRET)
+    assert "PAMTALK_ENV=prod refuses to start: " in output
+    assert "demo accounts log in with the demo password (admin@pamtalk.local, " in output
+    assert "UPDATE users SET password_hash = NULL WHERE email LIKE '%@pamtalk.local'" in output
 
 
 async def test_prod_refuses_demo_logins_until_their_passwords_are_gone(
