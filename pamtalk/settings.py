@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     # Seconds a request waits for a pooled PostgreSQL connection before a 503: a short wait
     # sheds load instead of piling requests up behind an exhausted pool.
     database_pool_timeout_s: float = Field(default=2.0, gt=0)
+    # PostgreSQL: seconds to open a connection, and to wait for any one statement's answer.
+    # Without them a partitioned network holds a request (and its pooled connection) for as
+    # long as TCP keeps trying, minutes; with them it is a retriable 503.
+    database_connect_timeout_s: float = Field(default=5.0, gt=0)
+    database_command_timeout_s: float = Field(default=15.0, gt=0)
     # Requests in flight per worker before a fast 503 (health, readiness, metrics exempt).
     # Little's law on docs/benchmarks.md's spike run (~220 req/s per worker at saturation):
     # 64 in flight is ~0.3 s of queue, about our p99 target; more only adds waiting.

@@ -1,18 +1,21 @@
 """Admission control, at the edge of each worker: at most ``max_in_flight`` requests at
 once (beyond it a fast 503 with Retry-After, instead of a queue that makes every request
-late), and the client's deadline (``X-Request-Timeout: 0.5``, capped by the server's own)
-carried to the batcher, which drops a request whose deadline passed before compute.
+late), and the client's deadline (``X-Request-Timeout: 0.5``, capped by the server's own):
+carried to the batcher, which drops a request whose deadline passed before compute, and held
+here, where a request still unanswered at its deadline gets a 504 then (a slow or
+partitioned database must not make the client wait past the time it asked for).
 
 Health, readiness and metrics are exempt: an overloaded worker must still say so."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pamtalk.api.errors import error_response
-from pamtalk.api.metrics import ADMISSION_REJECTED
+from pamtalk.api.metrics import ADMISSION_REJECTED, DEADLINE_EXCEEDED
 from pamtalk.serving import deadline
 
 EXEMPT = frozenset({"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
@@ -55,10 +58,53 @@ class AdmissionMiddleware:
                 return
             seconds = min(asked, self.max_timeout_s)
         self.in_flight += 1
-        token = deadline.start(seconds) if seconds is not None else None
+        if seconds is None:
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.in_flight -= 1
+            return
+        token = deadline.start(seconds)
         try:
-            await self.app(scope, receive, send)
+            await self._within(seconds, scope, receive, send)
         finally:
-            if token is not None:
-                deadline.reset(token)
-            self.in_flight -= 1
+            deadline.reset(token)
+
+    async def _within(self, seconds: float, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answers by the deadline. The request goes on in its own task until it has unwound
+        (a database call bounded by its command timeout), holding its in-flight slot till
+        then: requests stuck behind a slow dependency count, so the excess is shed."""
+        started = answered = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if answered:
+                return  # the deadline's 504 went first; the late answer is dropped
+            started = True
+            await send(message)
+
+        task = asyncio.ensure_future(self.app(scope, receive, guarded_send))
+        task.add_done_callback(self._release)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=seconds)
+        except asyncio.CancelledError:  # the server is stopping, or the client went away
+            task.cancel()
+            raise
+        if done:
+            task.result()  # re-raise what the app raised
+            return
+        if started:  # the answer is being streamed: let it finish
+            await task
+            return
+        answered = True
+        task.cancel()
+        DEADLINE_EXCEEDED.inc()
+        response = error_response(
+            504,
+            "deadline_exceeded",
+            f"no answer within the request's deadline ({seconds:g} s, X-Request-Timeout)",
+        )
+        await response(scope, receive, send)
+
+    def _release(self, _: asyncio.Future[None]) -> None:
+        self.in_flight -= 1

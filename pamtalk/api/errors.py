@@ -61,7 +61,8 @@ def database_unavailable(exc: BaseException) -> bool:
     for _ in range(8):  # the chain is short: SQLAlchemy's wrapper, its adapter, asyncpg's error
         if seen is None:
             return False
-        if isinstance(seen, ConnectionError):
+        # TimeoutError: a statement or connect timeout (asyncpg's command_timeout) ran out.
+        if isinstance(seen, (ConnectionError, TimeoutError)):
             return True
         state = getattr(seen, "sqlstate", None)
         if isinstance(state, str) and (state.startswith("08") or state in _SHUTDOWN_STATES):

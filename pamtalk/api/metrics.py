@@ -45,6 +45,10 @@ ERRORS_TOTAL = Counter("errors", "Error responses by code", ["code"])
 ADMISSION_REJECTED = Counter(
     "admission_rejected", "Requests refused at a worker's edge, by reason", ["reason"]
 )
+DEADLINE_EXCEEDED = Counter(
+    "deadline_exceeded",
+    "Requests answered 504 at the edge because their X-Request-Timeout passed first",
+)
 RATE_LIMITED = Counter(
     "rate_limited", "Requests refused by a rate limit (429), by scope", ["scope"]
 )

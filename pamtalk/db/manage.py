@@ -16,7 +16,8 @@ from pamtalk.settings import Settings
 
 @asynccontextmanager
 async def open_session(settings: Settings) -> AsyncIterator[AsyncSession]:
-    engine = create_engine(settings)
+    # CLI chores (seeding, backfills) may rightly run long statements.
+    engine = create_engine(settings, statement_timeout=False)
     try:
         async with create_session_factory(engine)() as session:
             yield session
@@ -25,7 +26,7 @@ async def open_session(settings: Settings) -> AsyncIterator[AsyncSession]:
 
 
 async def upgrade_database(settings: Settings) -> None:
-    engine = create_engine(settings)
+    engine = create_engine(settings, statement_timeout=False)
     try:
         await upgrade(engine, settings=settings)
     finally:

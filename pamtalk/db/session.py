@@ -21,7 +21,8 @@ from pamtalk.settings import Settings
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, *, statement_timeout: bool = True) -> AsyncEngine:
+    """``statement_timeout=False`` for migrations, whose statements may rightly run long."""
     if settings.is_sqlite:
         _ensure_sqlite_dir(settings.database_url)
         engine = create_async_engine(settings.database_url, connect_args={"timeout": 30})
@@ -33,6 +34,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=settings.database_pool_size,
         pool_timeout=settings.database_pool_timeout_s,
         pool_pre_ping=True,
+        connect_args={
+            "timeout": settings.database_connect_timeout_s,
+            "command_timeout": settings.database_command_timeout_s if statement_timeout else None,
+        },
     )
 
 

@@ -668,3 +668,9 @@ SCENARIOS: dict[str, Callable[[Path], Verdict]] = {
     "registry_outage": registry_outage,
     "corrupt_version": corrupt_version,
 }
+
+# Scenarios kept in modules of their own: they import Verdict and the helpers above, so they
+# are registered here, after those are defined.
+from tests.chaos.network_faults import network_faults  # noqa: E402
+
+SCENARIOS["network_faults"] = network_faults

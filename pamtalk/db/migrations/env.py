@@ -25,7 +25,7 @@ def run_migrations(connection: Connection) -> None:
 
 
 async def _run_standalone() -> None:
-    engine = create_engine(Settings())
+    engine = create_engine(Settings(), statement_timeout=False)
     async with engine.begin() as connection:
         await connection.run_sync(run_migrations)
     await engine.dispose()
