@@ -11,6 +11,7 @@ whose history is kept in a tag of the registered model.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from pamtalk.errors import Conflict, NotFound, ServiceUnavailable
 from pamtalk.models.contract import CONTRACTS, ModelContract
 from pamtalk.registry.gates import GatePolicy, Review, first_failure
 from pamtalk.registry.publish import FP32_DIGEST_TAG, INT8_ARTIFACT, INT8_DIGEST_TAG, file_digest
+
+log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -50,9 +53,9 @@ def unless_outage(exc: MlflowException) -> None:
     """Raise RegistryUnavailable when ``exc`` is MLflow being unreachable: reading an outage
     as "absent" would make serving drop its champion and gates judge without one."""
     if exc.error_code in _OUTAGE_CODES:
-        raise RegistryUnavailable(
-            f"the model registry is unavailable: {exc.message[:200]}"
-        ) from exc
+        # MLflow's message may name hosts and paths: the log has it, the caller does not.
+        log.warning("model registry unavailable: %s", exc.message[:500])
+        raise RegistryUnavailable("the model registry is unavailable; retry shortly") from exc
 
 
 class PromotionRefused(Conflict):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 from collections import deque
@@ -29,6 +30,8 @@ from pamtalk.serving.metrics import (
     INFERENCE_REJECTED,
 )
 from pamtalk.serving.stacking import stack, unstack
+
+log = logging.getLogger(__name__)
 
 RunBatch = Callable[[list[np.ndarray]], Awaitable[list[np.ndarray]]]
 
@@ -172,14 +175,21 @@ class DynamicBatcher:
             except Exception as exc:
                 reason = "queue_full" if isinstance(exc, TooManyRequests) else "failed"
                 INFERENCE_REJECTED.labels(self.model, reason).inc()
-                # Our own errors (a backend's 429, say) reach the callers as they are.
-                failure = (
-                    exc
-                    if isinstance(exc, PamtalkError)
-                    else InferenceFailed(
-                        f"{self.model} v{self.version} failed on a batch of {rows} rows: {exc}"
+                # Our own errors (a backend's 429, say) reach the callers as they are; any
+                # other's text (a runtime's, a path) stays in its __cause__ and the log.
+                failure = exc
+                if not isinstance(exc, PamtalkError):
+                    log.warning(
+                        "%s v%s: batch of %s rows failed",
+                        self.model,
+                        self.version,
+                        rows,
+                        exc_info=exc,
                     )
-                )
+                    failure = InferenceFailed(
+                        f"{self.model} v{self.version} failed on a batch of {rows} rows"
+                    )
+                    failure.__cause__ = exc
                 for request in batch:
                     if not request.future.done():
                         request.future.set_exception(failure)

@@ -311,7 +311,8 @@ class PredictorService:
             promote.unless_outage(exc)
             raise
         except OSError as exc:  # the artifact store (or the network to it) failed
-            raise RegistryUnavailable(f"could not download {name} v{version}: {exc}") from exc
+            log.warning("could not download %s v%s: %s", name, version, exc)
+            raise RegistryUnavailable(f"could not download {name} v{version}") from exc
         return await self.backend.deploy(artifact, CONTRACTS[name])
 
     async def _deploy_or_refuse(

@@ -120,7 +120,7 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     try:
         plain = inflater.decompress(body, limit + 1)
     except zlib.error as exc:
-        raise BadRequest(f"the body is not valid {coding} data: {exc}") from None
+        raise BadRequest(f"the body is not valid {coding} data") from exc
     if len(plain) > limit:
         raise PayloadTooLarge(f"the request body inflates to more than {limit} bytes")
     if not inflater.eof:
