@@ -159,9 +159,12 @@ class Settings(BaseSettings):
     login_max_failures_per_account: int = Field(default=10, ge=1)
     login_max_failures_per_address: int = Field(default=100, ge=1)
     login_lockout_s: int = Field(default=900, ge=1)  # the window both failure counts live in
-    # Argon2id runs at most this many at once per worker (each uses up to 4 cores for ~50 ms);
-    # a login or sign-up that cannot start one within the wait is a fast 503.
-    password_hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    # Argon2id runs at most this many at once per worker (each takes 64 MiB and up to 4
+    # threads for ~0.1 s); a login or sign-up that cannot start one within the wait is a fast
+    # 503. Default: half the cores, so that a burst of logins leaves the rest to other work.
+    password_hash_concurrency: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1
+    )
     password_hash_wait_s: float = Field(default=0.25, ge=0)
     rate_limits_enabled: bool = True
     rate_limit_auth: str = "30/minute"  # login and sign-up, per client address

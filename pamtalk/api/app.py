@@ -15,7 +15,7 @@ from pamtalk.api.admission import AdmissionMiddleware
 from pamtalk.api.background import start_background, stop_background
 from pamtalk.api.metrics import DB_POOL
 from pamtalk.api.middleware import RequestMiddleware
-from pamtalk.api.ratelimit import RateLimits
+from pamtalk.api.ratelimit import AuthLimitMiddleware, RateLimits
 from pamtalk.api.routes import (
     auth,
     dashboard,
@@ -119,6 +119,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_in_flight=settings.max_in_flight,
         max_timeout_s=settings.serving_timeout_s,
     )
+    # Outside admission: a login flood is refused before it takes in-flight slots.
+    app.add_middleware(AuthLimitMiddleware)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
 

@@ -118,16 +118,6 @@ async def get_principal(principal: OptionalUser) -> auth.Principal:
 CurrentUser = Annotated[auth.Principal, Depends(get_principal)]
 
 
-async def limit_by_address(state: StateDep, request: Request, response: Response) -> None:
-    """Login and sign-up: counted per client address, before any password is hashed."""
-    address = ratelimit.client_address(request)
-    response.headers.update(await state.rate_limits.hit("auth", address))
-
-
-# Declared on the login and sign-up routes (``dependencies=[AuthRateLimit]``).
-AuthRateLimit = Depends(limit_by_address)
-
-
 def require_roles(*roles: Role) -> Callable[..., Coroutine[Any, Any, auth.Principal]]:
     allowed = ", ".join(roles)
 

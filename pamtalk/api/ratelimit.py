@@ -1,5 +1,7 @@
-"""Rate limits, the API gateway's role: login and sign-up per client address, authenticated
-requests per user, predictions per user in a bucket of their own (docs/security.md).
+"""Rate limits, the API gateway's role: login and sign-up per client address (at the
+worker's edge, ``AuthLimitMiddleware``), authenticated requests per user and predictions per
+user in a bucket of their own (as the caller is resolved, ``deps.get_optional_principal``).
+See docs/security.md.
 
 Counted by the ``limits`` library over a sliding window, in Redis (one atomic script per hit,
 shared by every worker) when ``PAMTALK_SECURITY_REDIS_URL`` or ``PAMTALK_REDIS_URL`` is set,
@@ -25,7 +27,10 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from redis.asyncio import ConnectionPool
 from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.types import Scope as AsgiScope
 
+from pamtalk.api.errors import error_response
 from pamtalk.api.metrics import RATE_LIMITED
 from pamtalk.errors import TooManyRequests
 from pamtalk.settings import Settings
@@ -33,6 +38,8 @@ from pamtalk.settings import Settings
 log = logging.getLogger(__name__)
 
 Scope = Literal["auth", "principal", "predictions"]
+# Login and sign-up: counted per client address at the worker's edge (AuthLimitMiddleware).
+AUTH_ROUTES = frozenset({("POST", "/v1/auth/login"), ("POST", "/v1/users")})
 # Model inference has its own bucket: it costs more than a read, and an app that forecasts
 # in bulk must not starve its own reads.
 PREDICTION_PREFIXES = ("/v1/predictions", "/v1/esg")
@@ -115,3 +122,33 @@ class RateLimits:
         timer = getattr(self._storage, "timer", None)  # MemoryStorage's expiry task
         if timer is not None:
             timer.cancel()
+
+
+class AuthLimitMiddleware:
+    """The per-address limit of login and sign-up, applied before the request is admitted
+    (it sits outside ``AdmissionMiddleware``): a flood of logins is answered 429 without
+    taking the worker's in-flight slots from other callers, or reaching a password hash."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (scope["method"], scope["path"]) not in AUTH_ROUTES:
+            await self.app(scope, receive, send)
+            return
+        limits: RateLimits = scope["app"].state.pamtalk.rate_limits
+        client = scope.get("client")
+        try:
+            headers = await limits.hit("auth", client[0] if client else "unknown")
+        except TooManyRequests as exc:
+            response = error_response(429, exc.code, exc.message, headers=exc.headers)
+            await response(scope, receive, send)
+            return
+        raw = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *raw]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -9,7 +9,6 @@ from sqlalchemy.exc import IntegrityError
 from pamtalk.api import auth
 from pamtalk.api.deps import (
     Admin,
-    AuthRateLimit,
     CacheDep,
     CurrentUser,
     DbDep,
@@ -33,7 +32,6 @@ SELF_SERVICE_ROLES = {Role.farmer, Role.buyer}
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=UserPublic,
-    dependencies=[AuthRateLimit],
     responses={
         202: {"model": SignUpAccepted, "description": "a self-service sign-up, taken or not"}
     },
