@@ -16,10 +16,12 @@ table only. Adapter point: to timestamp roots with an RFC 3161 time-stamping aut
 implement ``submit`` to send a TimeStampReq (RFC 3161 section 2.4.1) whose messageImprint
 is SHA-256 over the 32-byte root, and return ``{"sink": "rfc3161", "token": <base64
 TimeStampToken>}``; to anchor on a public chain, write the root into a transaction (for
-instance an OP_RETURN output or a contract call) and return its transaction id. Then pass
-that sink to ``submit_pending`` and ``submit_one`` (``sink()`` makes the one both the API
-and the workers use), and add a check of its receipts to ``RECEIPT_CHECKS``
-(verify and verify-proof refuse receipts they cannot check). Receipts are JSON objects with
+instance an OP_RETURN output or a contract call) and return its transaction id. Then
+return it from ``sink()`` (the one place the API, ``pamtalk ledger anchor`` and the
+``blockchain_transactions`` workers take their sink from; ``submit`` runs in a worker
+thread and may block, and with a broker it runs in the Celery worker, retried with
+backoff), and add a check of its receipts to ``RECEIPT_CHECKS`` (verify and verify-proof
+refuse receipts they cannot check). Receipts are JSON objects with
 at least ``"sink"``.
 """
 

@@ -26,7 +26,7 @@ async def append(
     session: AsyncSession, tx: Transaction, policy: anchors.Policy, now: datetime | None = None
 ) -> int | None:
     """Ledger ``tx``; returns the id of the anchor this append sealed, if it sealed one (then
-    ``anchors.submit_pending`` after commit hands it to the sink)."""
+    ``handover.submit`` after commit hands it to the sink)."""
     now = now or utcnow()
     at = await head.lock(session)
     digest = entry_hash(at.hash, canonical(tx))

@@ -252,22 +252,22 @@ Round = Callable[[int], Awaitable[None]]
 
 
 def _in_process(sessions: SessionFactory, sender: delivery.Sender) -> Round:
-    async def round(_: int) -> None:
+    async def step(_: int) -> None:
         await publish_all(sessions)
         await delivery.deliver_due(sessions, sender)
 
-    return round
+    return step
 
 
 def _through_queue(sessions: SessionFactory, publisher: queues.Publisher) -> Round:
-    async def round(count: int) -> None:
+    async def step(count: int) -> None:
         while await publish_to_queue(sessions, publisher):
             pass
         if count % SWEEP_EVERY == 0 and await any_due(sessions):
             # Expires unconsumed: sweeps do not pile up while no worker runs.
-            await publisher.send(SWEEP_TASK, [[]], expiration=SWEEP_EVERY * INTERVAL_S * 2)
+            await publisher.send(SWEEP_TASK, [[]], expires=SWEEP_EVERY * INTERVAL_S * 2)
 
-    return round
+    return step
 
 
 async def _rounds(sessions: SessionFactory, work: Round) -> None:

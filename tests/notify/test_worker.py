@@ -163,3 +163,27 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(
 
 async def _is_set(receiver: Receiver) -> bool:
     return receiver.held.is_set()
+
+
+async def test_due_deliveries_are_swept_to_a_worker(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    actors: dict[Role, Actor],
+    receiver: Receiver,
+    workers: QueueWorkers,
+    publisher: queues.Publisher,
+) -> None:
+    """Deliveries that come due later (retries, a sender's lease run out) reach the workers
+    as sweeps: the relay's round sends one when any delivery is due."""
+    await sales(client, actors, receiver, 2)
+    sessions = app.state.pamtalk.sessions
+    assert await relay.publish_all(sessions) == 2  # fanned out here, not delivered
+    assert await relay.any_due(sessions)
+    await workers.start()
+    await relay._through_queue(sessions, publisher)(relay.SWEEP_EVERY)
+
+    async def all_delivered() -> bool:
+        return await delivered(app) == 2
+
+    await eventually(all_delivered, workers, "2 swept deliveries")
+    assert not await relay.any_due(sessions)
