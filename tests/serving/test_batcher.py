@@ -110,8 +110,10 @@ async def test_a_failing_batch_fails_each_of_its_callers() -> None:
     results = await asyncio.gather(*calls, return_exceptions=True)
     assert all(isinstance(r, InferenceFailed) for r in results)
     # The runtime's own text stays out of the message (callers see it) and in the cause.
-    assert "m v3 failed on a batch" in str(results[0]) and "CUDA" not in str(results[0])
-    assert "CUDA out of memory" in str(results[0].__cause__)
+    first = results[0]
+    assert isinstance(first, InferenceFailed)
+    assert "m v3 failed on a batch" in str(first) and "CUDA" not in str(first)
+    assert "CUDA out of memory" in str(first.__cause__)
     await batcher.close()
 
 
