@@ -84,6 +84,18 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, timeout
         pytest.fail(f"{url} did not come up: {exc}")
 
 
+def tool(name: str, install: str) -> str:
+    """The path of the command-line tool ``name`` (this venv's bin first, then PATH); skips,
+    or under PAMTALK_REQUIRE_SERVICES=1 fails, saying how to install it."""
+    found = shutil.which(name, path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    if found is None:
+        message = f"{name} is not installed ({install})"
+        if REQUIRE:
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
 class RedisProcess:
     """A private redis-server on a spare port that the test can stop and restart."""
 

@@ -126,7 +126,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _watch_pool(pool: Any) -> None:
-    """Keep ``database_connection_pool`` current as connections move in and out."""
+    """Keep ``database_connection_pool`` current as connections move in and out: ``in_use``,
+    ``idle``, and ``max``, the most it will open (pool size + overflow; 0 for a pool without
+    a bound), which the DatabaseConnectionPoolExhausted alert divides by."""
 
     def update(*_: object) -> None:
         checked_out = pool.checkedout() if hasattr(pool, "checkedout") else 0
@@ -134,5 +136,11 @@ def _watch_pool(pool: Any) -> None:
         DB_POOL.labels("in_use").set(checked_out)
         DB_POOL.labels("idle").set(idle)
 
+    # QueuePool keeps its overflow bound private; -1 (unbounded overflow) counts as no bound.
+    overflow = getattr(pool, "_max_overflow", -1)
+    DB_POOL.labels("max").set(
+        pool.size() + overflow if hasattr(pool, "size") and overflow >= 0 else 0
+    )
+    update()
     for name in ("connect", "checkout", "checkin", "close"):
         event.listen(pool, name, update)
