@@ -46,6 +46,11 @@ loadtest: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
+# 25 minutes at the peak scenario's rate: memory, descriptors, connections and p99 over time.
+.PHONY: soak
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --write $(SOAK_ARGS)
+
 # deploy/compose.yaml's passwords and keys: random (openssl rand -hex 32), written once to
 # deploy/.env, readable by its owner only, never committed. Delete it to make new ones (the
 # database volume keeps the old PostgreSQL password: rotate that one inside PostgreSQL).

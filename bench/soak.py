@@ -1,0 +1,240 @@
+"""The soak: the peak scenario's rate for a long while on the production-like single box
+(what ``make soak`` runs), watching for what only time shows — memory that grows, file
+descriptors or connections that leak, latency that creeps.
+
+What it does
+    1. The load test's setup (bench/loadtest.py): PostgreSQL database ``pamtalk_soak``,
+       Redis db 4, tiny trained champions, ``pamtalk init``, ``pamtalk serve --workers 2``.
+    2. ``pamtalk loadtest --scenario peak`` (100 req/s of the seed's mix, Locust) for
+       ``--minutes`` (default 25) with a 60 s ramp. Every 10 s it samples the server's
+       processes (resident memory, open file descriptors), PostgreSQL's connections to the
+       database, and Redis's connected clients.
+    3. The verdict, after a warm-up of ``--warmup`` minutes (default 5):
+       - resident memory at the end at most 10 % above the end of the warm-up;
+       - file descriptors, PostgreSQL connections and Redis clients at the end no more than
+         their highest during the first half after warm-up (a leak grows; a pool does not);
+       - the p99 of the last 5 minutes within 20 % of the p99 of the first 5 after warm-up;
+       - errors below the seed's 0.1 % (a box too slow for the rate shows here first).
+    4. ``bench/results/soak/summary.json`` (and the samples), the table on stdout, and with
+       ``--write`` the section between ``<!-- BEGIN bench/soak.py -->`` and its END line in
+       docs/reliability.md.
+
+    Exit status: 0 when every check passed.
+
+How to run
+    make soak                                      # 25 minutes
+    .venv/bin/python bench/soak.py --minutes 8 --warmup 2   # a shorter look
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psutil
+from redis import Redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import docs, harness
+from bench.loadtest import PAMTALK, PREPARE_MODELS, server_env
+from pamtalk.loadtest.report import percentile, read_samples
+
+ROOT = harness.ROOT
+RESULTS = ROOT / "bench" / "results" / "soak"
+DOC = ROOT / "docs" / "reliability.md"
+SECTION = docs.section_name(__file__)
+SAMPLE_EVERY_S = 10.0
+WINDOW_S = 300.0  # the first and last 5 minutes whose p99 are compared
+RAMP_S = 60.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=25.0, help="how long the load runs")
+    parser.add_argument("--warmup", type=float, default=5.0, help="minutes before judging")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--db-name", default="pamtalk_soak")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/4")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--write", action="store_true", help=f"update '{SECTION}' in {DOC.name}")
+    return parser.parse_args(argv)
+
+
+class Watcher:
+    """Samples the server's resources every SAMPLE_EVERY_S seconds in a thread."""
+
+    def __init__(self, server_pid: int, args: argparse.Namespace) -> None:
+        self.server_pid, self.args = server_pid, args
+        self.rows: list[dict[str, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._redis = Redis.from_url(args.redis_url)
+        self.start = time.monotonic()
+
+    def __enter__(self) -> Watcher:
+        self.start = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._redis.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_EVERY_S):
+            with contextlib.suppress(psutil.Error, OSError):
+                self.rows.append(self.sample())
+
+    def sample(self) -> dict[str, float]:
+        processes = [psutil.Process(pid) for pid in harness.process_tree(self.server_pid)]
+        return {
+            "t": round(time.monotonic() - self.start, 1),
+            "rss_mb": round(sum(p.memory_info().rss for p in processes) / 2**20, 1),
+            "fds": sum(p.num_fds() for p in processes),
+            "pg_connections": asyncio.run(self._pg_connections()),
+            "redis_clients": int(self._redis.info("clients")["connected_clients"]),
+        }
+
+    async def _pg_connections(self) -> int:
+        conn = await asyncpg.connect(f"{self.args.pg_url}/postgres")
+        try:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"
+            return int(await conn.fetchval(query, self.args.db_name))
+        finally:
+            await conn.close()
+
+
+def judge(
+    rows: list[dict[str, float]], samples_csv: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    duration, warmup = args.minutes * 60, args.warmup * 60
+    after = [r for r in rows if r["t"] >= warmup]
+    if len(after) < 4:
+        raise SystemExit("too few samples after the warm-up: run longer")
+    half = [r for r in after if r["t"] < (warmup + duration) / 2] or after[:1]
+    first, last = after[0], after[-1]
+    checks: dict[str, dict[str, Any]] = {
+        "rss_growth": {
+            "value": round(last["rss_mb"] / first["rss_mb"] - 1, 4),
+            "bound": 0.10,
+        }
+    }
+    for what in ("fds", "pg_connections", "redis_clients"):
+        checks[f"{what}_leak"] = {
+            "value": last[what] - max(r[what] for r in half),
+            "bound": 0,
+        }
+    requests = read_samples(samples_csv)
+
+    def p99(start: float, end: float) -> float:
+        return percentile(sorted(s.ms for s in requests if start <= s.t < end), 99)
+
+    early = p99(max(warmup, RAMP_S), max(warmup, RAMP_S) + WINDOW_S)
+    late = p99(duration - WINDOW_S, duration)
+    checks["p99_drift"] = {
+        "value": round(late / early - 1, 4),
+        "bound": 0.20,
+        "early_p99_ms": round(early, 1),
+        "late_p99_ms": round(late, 1),
+    }
+    failures = sum(not s.ok for s in requests)
+    checks["error_rate"] = {"value": round(failures / max(len(requests), 1), 5), "bound": 0.001}
+    for check in checks.values():
+        check["passed"] = check["value"] <= check["bound"]
+    return {
+        "checks": checks,
+        "requests": len(requests),
+        "failures": failures,
+        "passed": all(c["passed"] for c in checks.values()),
+        "start": first,
+        "end": last,
+    }
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = ["| check | value | bound | passed |", "|---|---:|---:|---|"]
+    for name, check in report["verdict"]["checks"].items():
+        extra = ""
+        if name == "p99_drift":
+            extra = f" ({check['early_p99_ms']} -> {check['late_p99_ms']} ms)"
+        lines.append(
+            f"| {name} | {check['value']}{extra} | {check['bound']} | "
+            f"{'yes' if check['passed'] else 'no'} |"
+        )
+    start, end = report["verdict"]["start"], report["verdict"]["end"]
+    lines += [
+        "",
+        f"After warm-up -> end: RSS {start['rss_mb']} -> {end['rss_mb']} MB, "
+        f"fds {start['fds']} -> {end['fds']}, PostgreSQL connections "
+        f"{start['pg_connections']} -> {end['pg_connections']}, Redis clients "
+        f"{start['redis_clients']} -> {end['redis_clients']}; "
+        f"{report['verdict']['requests']} requests, {report['verdict']['failures']} failed.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.write:
+        docs.check_section(SECTION, DOC)
+    args.out.mkdir(parents=True, exist_ok=True)
+    models = args.out / "mlflow"
+    env = server_env(args, models)
+    started, host = dt.datetime.now(dt.UTC), harness.machine()
+    harness.run_step(
+        "models (tiny champions)", [sys.executable, "-c", PREPARE_MODELS, str(models)], env
+    )
+    asyncio.run(harness.recreate_database(args.pg_url, args.db_name))
+    asyncio.run(harness.flush_redis(args.redis_url))
+    report_dir = args.out / "peak"
+    try:
+        harness.run_step("pamtalk init", [PAMTALK, "init"], env)
+        log = args.out / "server.log"
+        with harness.pamtalk_serve(env, log, workers=args.workers, timeout=180) as (url, proc):
+            command = [
+                *(PAMTALK, "loadtest", "--scenario", "peak", "--target", url),
+                *("--report", str(report_dir)),
+                *("--duration", f"{args.minutes * 60:g}", "--ramp", f"{RAMP_S:g}"),
+            ]
+            harness.say(f"[soak] {args.minutes:g} min: {' '.join(command[1:])}")
+            with Watcher(proc.pid, args) as watcher:
+                code = subprocess.call(command, cwd=ROOT)
+            if code not in (0, 1):
+                raise SystemExit(f"pamtalk loadtest exited with {code}")
+    finally:
+        asyncio.run(harness.recreate_database(args.pg_url, args.db_name, create=False))
+    report = {
+        "started_at": started.isoformat(timespec="seconds"),
+        "command": harness.command_line(__file__),
+        "machine": host,
+        "minutes": args.minutes,
+        "warmup_minutes": args.warmup,
+        "samples": watcher.rows,
+        "verdict": judge(watcher.rows, report_dir / "samples.csv", args),
+    }
+    harness.write_json(args.out / "summary.json", report)
+    rendered = table(report)
+    print(f"\n{rendered}\n")
+    if args.write:
+        header = (
+            f"{started:%Y-%m-%d %H:%M} UTC, {harness.machine_line(host)}; command: "
+            f"`{report['command']}`"
+        )
+        docs.write_section(SECTION, f"{header}\n\n{rendered}", DOC)
+    return 0 if report["verdict"]["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
