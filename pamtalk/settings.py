@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     # when the worker's connection drops). Longer than the slowest chunk.
     celery_visibility_timeout: int = Field(default=3600, ge=1)
 
+    # Batch workers through a database outage (pamtalk/batching/tasks.py): a chunk that finds
+    # the database unreachable (a restart, a failover) waits up to this long for it, spending
+    # none of its retries; its message stays unacknowledged meanwhile, so keep this shorter
+    # than celery_visibility_timeout.
+    batch_database_wait_s: float = Field(default=600.0, gt=0)
+
     # Jobs started from the API (/v1/jobs; docs/security.md): one open job per user, kind
     # and target (a second is a 409 naming the first), at most this many a user starts in
     # any 24 hours (then a 429), and at most this many jobs run at once in an API process

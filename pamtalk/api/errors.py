@@ -17,6 +17,7 @@ from pamtalk.api import context
 from pamtalk.api.metrics import ERRORS_TOTAL
 from pamtalk.api.responses import JSONResponse
 from pamtalk.api.schemas.common import UNKNOWN_VALUE
+from pamtalk.db.outage import database_unavailable  # a retriable 503, never a 500
 from pamtalk.errors import PamtalkError
 
 log = logging.getLogger(__name__)
@@ -46,31 +47,6 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "payload_too_large",
 }
-
-
-# The database went away (restart, failover, a dropped connection) rather than refused the
-# statement: SQLSTATE class 08 (connection exception) and 57P01-03 (shutdown, cannot connect
-# now), as the driver's error (asyncpg's, under SQLAlchemy's wrapper) carries it.
-_SHUTDOWN_STATES = frozenset({"57P01", "57P02", "57P03"})
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what caused it) is the database being unreachable: a retriable 503,
-    never a 500."""
-    seen: BaseException | None = exc
-    for _ in range(8):  # the chain is short: SQLAlchemy's wrapper, its adapter, asyncpg's error
-        if seen is None:
-            return False
-        # TimeoutError: a statement or connect timeout (asyncpg's command_timeout) ran out.
-        if isinstance(seen, (ConnectionError, TimeoutError)):
-            return True
-        state = getattr(seen, "sqlstate", None)
-        if isinstance(state, str) and (state.startswith("08") or state in _SHUTDOWN_STATES):
-            return True
-        if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
-            return True
-        seen = seen.__cause__ or getattr(seen, "orig", None)
-    return False
 
 
 def record_error(code: str) -> None:

@@ -16,14 +16,17 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any, Literal
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from pamtalk.batching import jobs, score
 from pamtalk.db.models import BatchJob
+from pamtalk.db.outage import database_unavailable
 from pamtalk.db.session import create_engine, create_session_factory
 from pamtalk.errors import ServiceUnavailable
 from pamtalk.models.contract import CONTRACTS
@@ -189,6 +192,22 @@ class BatchContext:
                 on_chunk(await self.status(job_id))
         await self.service.release(score.holder(job_id))  # e.g. a job with no chunks left
         return await self.status(job_id)
+
+    async def wait_for_database(self, within: float, every: float = 1.0) -> bool:
+        """Whether the database answers within ``within`` seconds (asked every ``every``).
+        Any error other than it being unreachable is raised."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                async with self.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+                return True
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    raise
+            if time.monotonic() + every > deadline:
+                return False
+            await asyncio.sleep(every)
 
     async def _release_ended(self) -> None:
         holders = {score.job_of(holder): holder for holder in self.service.holders()}

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from datetime import date
 
 from celery import Celery, Task
+from celery.exceptions import Reject
 
 from pamtalk.batching.celery_app import BEAT_SCHEDULE, stall_limit
 from pamtalk.batching.context import BatchContext
 from pamtalk.db.models import JobStatus
+from pamtalk.db.outage import database_unavailable
 from pamtalk.db.types import utcnow
 from pamtalk.domain import KST
 from pamtalk.queues import NOTIFICATIONS, ProcessLoop
@@ -32,12 +35,19 @@ def register(celery: Celery, settings: Settings) -> None:
     @celery.task(name="pamtalk.score_chunk", bind=True, max_retries=retries, shared=False)
     def score_chunk(self: Task, job_id: int, index: int) -> int:
         try:
-            rows: int = process.run(lambda ctx: ctx.run_chunk(job_id, index))
+            rows = _run_through_outage(process, settings, job_id, index)
         except Exception as exc:
             if self.request.retries < retries:
                 raise self.retry(exc=exc, countdown=2**self.request.retries) from exc
             reason = f"{type(exc).__name__}: {exc}"
-            process.run(lambda ctx: ctx.fail(job_id, index, reason))
+            try:
+                process.run(lambda ctx: ctx.fail(job_id, index, reason))
+            except Exception as unrecorded:
+                if database_unavailable(unrecorded):
+                    # Acknowledged, the chunk would be neither done nor failed: the job would
+                    # wait for the stall sweep. Back to the queue, to be run again.
+                    raise Reject(unrecorded, requeue=True) from exc
+                raise
             celery.send_task("pamtalk.job_finished", args=[job_id], queue=NOTIFICATIONS)
             raise
         job = process.run(lambda ctx: ctx.status(job_id))
@@ -76,6 +86,35 @@ def register(celery: Celery, settings: Settings) -> None:
             job.rows_written,
             f" ({job.error})" if job.error else "",
         )
+
+
+def _run_through_outage(
+    process: ProcessLoop[BatchContext], settings: Settings, job_id: int, index: int
+) -> int:
+    """Run the chunk. A database that went away (a restart, a failover) is not the chunk's
+    failure: wait for it, up to ``batch_database_wait_s`` from the first outage, and run the
+    chunk again, spending none of its retries (their 1 + 2 + 4 s would not outlast a restart,
+    and a chunk out of retries could not even record its failure). The message stays
+    unacknowledged meanwhile, so a worker that dies waiting gives it back."""
+    deadline: float | None = None
+    while True:
+        try:
+            rows: int = process.run(lambda ctx: ctx.run_chunk(job_id, index))
+            return rows
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            now = time.monotonic()
+            deadline = deadline or now + settings.batch_database_wait_s
+            if now >= deadline:
+                raise
+            log.warning(
+                "job %s chunk %s: database unreachable (%s); waiting up to %.0f s for it",
+                job_id, index, type(exc).__name__, deadline - now,
+            )  # fmt: skip
+            wait = functools.partial(BatchContext.wait_for_database, within=deadline - now)
+            if not process.run(wait):
+                raise
 
 
 async def _close_context(context: BatchContext) -> None:

@@ -4,6 +4,7 @@ or in this process without a broker."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import TYPE_CHECKING, Annotated
@@ -16,6 +17,7 @@ from pamtalk.settings import Settings
 
 if TYPE_CHECKING:  # the batching stack (MLflow, ONNX Runtime) loads only when a job runs
     from pamtalk.batching.context import BatchContext
+    from pamtalk.db.models import BatchJob
 
 app = typer.Typer(help="Batch scoring (Celery, or in-process without a broker).")
 
@@ -62,6 +64,36 @@ def resume(
     _follow(reopen, wait)
 
 
+async def wait_for_end(
+    ctx: BatchContext, job_id: int, advance: Callable[[BatchJob], None], every: float = 0.5
+) -> BatchJob:
+    """Poll the job until it has completed or failed. The database going away meanwhile (a
+    restart, a failover) is waited out, said once each way: the job goes on on the workers,
+    so following it does too (Ctrl-C stops following, never the job)."""
+    from pamtalk.db.models import JobStatus
+    from pamtalk.db.outage import database_unavailable
+
+    down_since: float | None = None
+    while True:
+        try:
+            job = await ctx.status(job_id)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            if down_since is None:
+                down_since = time.monotonic()
+                typer.echo(f"database unreachable ({type(exc).__name__}); still waiting", err=True)
+            await asyncio.sleep(every)
+            continue
+        if down_since is not None:
+            typer.echo(f"database back after {time.monotonic() - down_since:.1f} s", err=True)
+            down_since = None
+        advance(job)
+        if job.status in (JobStatus.completed, JobStatus.failed):
+            return job
+        await asyncio.sleep(every)
+
+
 def _follow(start: Callable[[BatchContext], Awaitable[int]], wait: bool) -> None:
     """Start a job (``start`` plans or reopens it), follow its progress with a bar, print
     the outcome; exit 1 if it failed."""
@@ -69,7 +101,7 @@ def _follow(start: Callable[[BatchContext], Awaitable[int]], wait: bool) -> None
 
     from pamtalk.batching import jobs
     from pamtalk.batching.context import BatchContext
-    from pamtalk.db.models import BatchJob, JobStatus
+    from pamtalk.db.models import JobStatus
 
     async def run() -> dict[str, object]:
         ctx = BatchContext(Settings())
@@ -89,10 +121,7 @@ def _follow(start: Callable[[BatchContext], Awaitable[int]], wait: bool) -> None
                 typer.echo(f"queued; follow it with `GET /v1/jobs/{job_id}` or --wait")
                 return jobs.progress(job)
             else:
-                while job.status not in (JobStatus.completed, JobStatus.failed):
-                    await asyncio.sleep(0.5)
-                    job = await ctx.status(job_id)
-                    advance(job)
+                job = await wait_for_end(ctx, job_id, advance)
             bar.close()
             return jobs.progress(job)
         finally:

@@ -13,6 +13,7 @@ import sqlalchemy.exc
 from fastapi import FastAPI
 
 from pamtalk.api import errors
+from pamtalk.db import outage
 
 
 def _terminated() -> sqlalchemy.exc.DBAPIError:
@@ -58,7 +59,7 @@ async def test_a_lost_database_is_a_retriable_503(name: str) -> None:
 
 
 async def test_other_database_errors_stay_500s() -> None:
-    assert not errors.database_unavailable(
+    assert not outage.database_unavailable(
         sqlalchemy.exc.IntegrityError("INSERT ...", {}, Exception("duplicate key"))
     )
     transport = httpx.ASGITransport(app=_app(), raise_app_exceptions=False)
