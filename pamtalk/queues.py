@@ -14,6 +14,7 @@ import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from pamtalk import extras
 from pamtalk.settings import Settings
 
 if TYPE_CHECKING:  # Celery loads only where a broker is used
@@ -39,7 +40,8 @@ R = TypeVar("R")
 
 
 def create_celery(settings: Settings) -> Celery:
-    from celery import Celery
+    with extras.needs("batch", "a Celery broker (PAMTALK_CELERY_BROKER_URL)"):
+        from celery import Celery
 
     celery = Celery("pamtalk", broker=settings.celery_broker_url or "memory://")
     celery.conf.update(
@@ -49,6 +51,10 @@ def create_celery(settings: Settings) -> Celery:
         # task is idempotent, so running one twice is safe, losing one is not.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # A task running when the broker connection drops runs to its end (a chunk commits
+        # whole) and, unacknowledged, is delivered again: a repeat, not a loss. Celery 6's
+        # default would cancel it instead, throwing the finished work away.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_prefetch_multiplier=1,
         broker_transport_options=transport_options(settings.celery_visibility_timeout),
         broker_connection_retry_on_startup=True,

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from pamtalk import extras
+from pamtalk.cli.common import refuse
 from pamtalk.queues import QUEUES
 from pamtalk.settings import Settings
 
@@ -37,6 +39,10 @@ def _celery_app(kind: str, loglevel: str) -> tuple[Celery, list[str]]:
     if settings.celery_broker_url is None:
         typer.echo("set PAMTALK_CELERY_BROKER_URL (amqp://... or redis://...) first", err=True)
         raise typer.Exit(2)
+    try:
+        extras.require("batch", f"pamtalk {kind}")
+    except extras.MissingExtra as exc:
+        refuse(exc, 2)
     return worker_app(settings), [kind, "--loglevel", loglevel]
 
 
@@ -44,6 +50,13 @@ def worker(
     concurrency: Annotated[int, typer.Option(min=1, help="worker processes")] = 2,
     queues: Annotated[str, typer.Option(help="comma-separated")] = ",".join(QUEUES),
     loglevel: LogLevel = "INFO",
+    hostname: Annotated[
+        str | None,
+        typer.Option(
+            help="the node's name, default celery@<host>: workers sharing a host and a broker "
+            "need different ones (e.g. batch2@%h), else the second fails to start"
+        ),
+    ] = None,
 ) -> None:
     """A Celery worker: batch chunks (prediction_requests, analytics_data), ledger anchors
     (blockchain_transactions) and notifications (notification_events)."""
@@ -51,7 +64,8 @@ def worker(
     if unknown:
         raise typer.BadParameter(f"unknown queue(s) {sorted(unknown)}; known: {', '.join(QUEUES)}")
     celery, argv = _celery_app("worker", loglevel)
-    celery.worker_main([*argv, "-Q", queues, "--concurrency", str(concurrency)])
+    named = ["--hostname", hostname] if hostname else []
+    celery.worker_main([*argv, "-Q", queues, "--concurrency", str(concurrency), *named])
 
 
 def beat(loglevel: LogLevel = "INFO") -> None:
