@@ -51,7 +51,7 @@ class Cache(Protocol):
     async def get_and_touch(self, key: str, ttl: int) -> bytes | None: ...
     async def incr(self, key: str, ttl: int | None = None, amount: int = 1) -> int: ...
     async def add_member(self, key: str, member: str, ttl: int) -> None: ...
-    async def take_members(self, key: str) -> set[str]: ...
+    async def take_members(self, key: str) -> list[str]: ...
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
 
@@ -111,11 +111,11 @@ class MemoryCache:
             members.append(member.encode())
         await self.set(key, b"\n".join(members), ttl)
 
-    async def take_members(self, key: str) -> set[str]:
+    async def take_members(self, key: str) -> list[str]:
         """The set at ``key``, removed in the same step."""
         entry = self._live(key)
         self._data.pop(key, None)
-        return {m.decode() for m in entry[1].split(b"\n")} if entry else set()
+        return [m.decode() for m in entry[1].split(b"\n")] if entry else []
 
     async def ping(self) -> bool:
         return True
@@ -198,13 +198,13 @@ class RedisCache:
 
         await self._call(add)
 
-    async def take_members(self, key: str) -> set[str]:
-        async def take() -> set[str]:
+    async def take_members(self, key: str) -> list[str]:
+        async def take() -> list[str]:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.smembers(key)
                 pipe.delete(key)
                 members, _ = await pipe.execute()
-            return {m.decode() for m in members}
+            return [m.decode() for m in members]
 
         return await self._call(take)
 

@@ -84,7 +84,7 @@ def test_each_writing_script_has_its_section_once(script: str) -> None:
 
 
 def test_the_sections_are_exactly_the_scripts_that_write() -> None:
-    assert SCRIPTS == ["api.py", "batch.py", "loadtest.py", "serving.py"]
+    assert SCRIPTS == ["api.py", "batch.py", "loadtest.py", "security.py", "serving.py"]
     names = docs.section_names(docs.DOCS.read_text())
     assert sorted(names) == [f"bench/{script}" for script in SCRIPTS]
 
@@ -223,10 +223,40 @@ def serving_section() -> str:
     return docs_section(build_report(args, setup, HOST, runs, (3.0, 259.0), command))
 
 
+def security_section() -> str:
+    from bench import security
+
+    results = {
+        "flood": {
+            "logins": 80,
+            "by_status": {"401 unauthorized": 1, "429 too_many_requests": 50, "503 busy": 29},
+            "shed_429_share": 0.625,
+            "shed_share": 0.988,
+            "seconds": 0.6,
+        },
+        "reads": {
+            "quiet": {"requests": 300, "median_ms": 6.0, "p95_ms": 13.5, "max_ms": 21.1},
+            "during_flood": {"requests": 20, "median_ms": 12.5, "p95_ms": 142.0, "max_ms": 142.4},
+            "errors": 0,
+        },
+    }
+    report = {
+        "command": ".venv/bin/python bench/security.py --write",
+        "date": "2026-11-30T17:47:36+00:00",
+        "machine": HOST,
+        "config": {"read_rate": 30.0, "quiet_s": 10.0, "flood": 80},
+        "passed": security.passed(results),
+        "table_markdown": security.markdown_table(results),
+    }
+    assert report["passed"]
+    return security.docs_section(report)
+
+
 RENDER = {
     "api.py": api_section,
     "batch.py": batch_section,
     "loadtest.py": loadtest_section,
+    "security.py": security_section,
     "serving.py": serving_section,
 }
 
