@@ -1,7 +1,7 @@
 """Real ``pamtalk worker`` processes on the ledger's and the notifications' queues
 (RabbitMQ at PAMTALK_TEST_BROKER_URL) for tests on the PostgreSQL stack: the batch suite's
-Worker (its own process group, SIGKILL-able whole) with the queues emptied before and
-after, so that nothing is left for the next test's workers."""
+Worker (its own process group, SIGKILL-able whole), one per test module unless a test kills
+it, with the queues emptied before and after, so that nothing is left for other workers."""
 
 from __future__ import annotations
 
@@ -37,21 +37,25 @@ def purge() -> None:
 
 
 class QueueWorkers:
-    """Workers for one database, started on demand; ``kill`` one whole with SIGKILL."""
+    """Workers for one database, one at a time (concurrency 1: one task at a time, so a
+    test that kills the worker knows what it held): ``ready`` is the live one or a new
+    one; ``Worker.kill`` ends one whole with SIGKILL."""
 
     def __init__(self, database_url: str, folder: Path) -> None:
         self.database_url, self.folder = database_url, folder
         self.started: list[Worker] = []
 
-    async def start(self, concurrency: int = 1) -> Worker:
-        env = process_env(
-            PAMTALK_ENV="test",
-            PAMTALK_DATABASE_URL=self.database_url,
-            PAMTALK_CELERY_BROKER_URL=BROKER_URL,
-            PAMTALK_WEBHOOK_ALLOW_PRIVATE="1",
-        )
-        worker = Worker(env, self.folder, f"worker{len(self.started)}", concurrency)
-        self.started.append(worker)
+    async def ready(self) -> Worker:
+        if not self.started or self.started[-1].process.poll() is not None:
+            env = process_env(
+                PAMTALK_ENV="test",
+                PAMTALK_DATABASE_URL=self.database_url,
+                PAMTALK_CELERY_BROKER_URL=BROKER_URL,
+                PAMTALK_WEBHOOK_ALLOW_PRIVATE="1",
+            )
+            name = f"worker{len(self.started)}"
+            self.started.append(Worker(env, self.folder, name, concurrency=1))
+        worker = self.started[-1]
         await worker.ready()
         return worker
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from pamtalk.db.models import LedgerAnchor, Role
 from pamtalk.ledger import handover, proof
 from pamtalk.settings import Settings
-from tests.conftest import Actor
+from tests.conftest import Actor, Stack
 from tests.ledger.conftest import ANCHOR_EVERY, check, sales
 from tests.queue_workers import (
     BROKER_URL,
@@ -41,9 +41,10 @@ def settings(settings: Settings, broker_url: str) -> Settings:
     return settings.model_copy(update={"celery_broker_url": broker_url})
 
 
-@pytest.fixture
-def workers(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueueWorkers]:
-    with queue_workers(settings.database_url, tmp_path_factory.mktemp("workers")) as started:
+@pytest.fixture(scope="module")
+def workers(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueueWorkers]:
+    """One worker for the module's tests (the stack's database is the same for all)."""
+    with queue_workers(stack.database_url, tmp_path_factory.mktemp("workers")) as started:
         yield started
 
 
@@ -56,7 +57,7 @@ async def receipts(app: FastAPI) -> list[dict[str, Any] | None]:
 async def test_anchors_reach_the_sink_through_a_worker(
     app: FastAPI, client: httpx.AsyncClient, actors: dict[Role, Actor], workers: QueueWorkers
 ) -> None:
-    await workers.start()
+    await workers.ready()
     _, bought = await sales(client, actors, 2 * ANCHOR_EVERY)  # two anchors sealed
 
     async def submitted() -> bool:
@@ -82,7 +83,7 @@ async def test_anchors_sealed_while_the_broker_is_down_are_sent_by_a_later_settl
 ) -> None:
     await sales(client, actors, ANCHOR_EVERY)  # sealed; sending it fails, the sale does not
     assert await receipts(app) == [None]
-    await workers.start()
+    await workers.ready()
     async with app.state.pamtalk.sessions() as session:
         up = broker_settings(settings)
         assert await handover.settle(session, up) == (None, 1)  # nothing new sealed, 1 sent
