@@ -87,7 +87,8 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, timeout
 def tool(name: str, install: str) -> str:
     """The path of the command-line tool ``name`` (this venv's bin first, then PATH); skips,
     or under PAMTALK_REQUIRE_SERVICES=1 fails, saying how to install it."""
-    found = shutil.which(name, path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    search = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    found = shutil.which(name, path=search)
     if found is None:
         message = f"{name} is not installed ({install})"
         if REQUIRE:

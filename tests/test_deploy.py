@@ -6,11 +6,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from prometheus_client import REGISTRY
 
 import pamtalk.api.app
 import pamtalk.serving.metrics  # noqa: F401
+from tests.deploy.manifests import OVERLAYS, rendered
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 SUFFIXES = ("", "_total", "_bucket", "_count", "_sum", "_created")
@@ -34,36 +36,45 @@ def test_alert_rules_use_exported_metrics() -> None:
     assert used and used <= exported, used - exported
 
 
-# Deploy hardening (issue 11, finding 9): parsed from the manifests, not from a live cluster.
-K8S = DEPLOY / "k8s"
+# Deploy hardening (issue 11, finding 9): parsed from the manifests as each Kustomize overlay
+# renders them (tests/deploy/manifests.py), not from a live cluster.
 SECRETISH = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$|_PASS$", re.IGNORECASE)
 CREDENTIALS_IN_URL = re.compile(r"://[^/@\s]*:[^/@\s]+@")
 PINNED = re.compile(r":v?\d+\.\d+[\w.-]*$")  # at least major.minor; never latest
 APP = {"app.kubernetes.io/part-of": "pamtalk"}
 API = {"app": "pamtalk-api", **APP}
-RAY_HEAD = {"ray.io/cluster": "pamtalk-ray", "ray.io/node-type": "head"}
-RAY_WORKER = {"ray.io/cluster": "pamtalk-ray", "ray.io/node-type": "worker"}
+RAY_HEAD = {"app.kubernetes.io/part-of": "pamtalk-ray", "ray.io/node-type": "head"}
+RAY_WORKER = {"app.kubernetes.io/part-of": "pamtalk-ray", "ray.io/node-type": "worker"}
 
 
-def k8s_documents() -> list[dict[str, Any]]:
+def k8s_documents(overlay: str | None = None) -> list[dict[str, Any]]:
+    """One overlay's documents, or every overlay's; each carries its overlay's name."""
     return [
-        doc
-        for path in sorted(K8S.glob("*.yaml"))
-        for doc in yaml.safe_load_all(path.read_text())
-        if doc
+        {**doc, "overlay": name}
+        for name in ([overlay] if overlay else OVERLAYS)
+        for doc in rendered(name)
     ]
 
 
+def ray_cluster(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The Ray cluster spec of a RayCluster or a RayService; None for other kinds."""
+    if doc["kind"] == "RayCluster":
+        return dict(doc["spec"])
+    if doc["kind"] == "RayService":
+        return dict(doc["spec"]["rayClusterConfig"])
+    return None
+
+
 def pod_specs() -> list[tuple[str, dict[str, Any]]]:
-    """Every pod template in the manifests, named by its workload."""
+    """Every pod template in the manifests, named by its overlay and workload."""
     specs = []
     for doc in k8s_documents():
-        name = f"{doc['kind']}/{doc['metadata']['name']}"
+        name = f"{doc['overlay']}/{doc['kind']}/{doc['metadata']['name']}"
         if doc["kind"] in {"Deployment", "StatefulSet", "DaemonSet", "Job"}:
             specs.append((name, doc["spec"]["template"]["spec"]))
-        elif doc["kind"] == "RayCluster":
-            specs.append((f"{name}/head", doc["spec"]["headGroupSpec"]["template"]["spec"]))
-            for group in doc["spec"]["workerGroupSpecs"]:
+        elif (cluster := ray_cluster(doc)) is not None:
+            specs.append((f"{name}/head", cluster["headGroupSpec"]["template"]["spec"]))
+            for group in cluster["workerGroupSpecs"]:
                 specs.append((f"{name}/{group['groupName']}", group["template"]["spec"]))
     return specs
 
@@ -76,14 +87,10 @@ def containers() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
         for c in spec.get("containers", []) + spec.get("initContainers", [])
     ]
     for doc in k8s_documents():
-        if doc["kind"] == "RayCluster" and doc["spec"].get("enableInTreeAutoscaling"):
-            found.append(
-                (
-                    f"RayCluster/{doc['metadata']['name']}/autoscaler",
-                    doc["spec"].get("autoscalerOptions", {}),
-                    {},
-                )
-            )
+        cluster = ray_cluster(doc)
+        if cluster is not None and cluster.get("enableInTreeAutoscaling"):
+            where = f"{doc['overlay']}/{doc['kind']}/{doc['metadata']['name']}/autoscaler"
+            found.append((where, cluster.get("autoscalerOptions", {}), {}))
     return found
 
 
@@ -180,8 +187,8 @@ def test_compose_publishes_only_the_api() -> None:
             assert members - {name} <= neighbours, (name, network, members)
 
 
-def network_policies() -> list[dict[str, Any]]:
-    return [doc for doc in k8s_documents() if doc["kind"] == "NetworkPolicy"]
+def network_policies(overlay: str) -> list[dict[str, Any]]:
+    return [doc for doc in k8s_documents(overlay) if doc["kind"] == "NetworkPolicy"]
 
 
 def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
@@ -189,11 +196,11 @@ def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     return match.items() <= labels.items()
 
 
-def peers(labels: dict[str, str], port: int) -> list[dict[str, Any] | str]:
+def peers(overlay: str, labels: dict[str, str], port: int) -> list[dict[str, Any] | str]:
     """Who may open ``port`` on pods with ``labels``: each rule's peers, "anyone" for a rule
     without a from clause."""
     found: list[dict[str, Any] | str] = []
-    for policy in network_policies():
+    for policy in network_policies(overlay):
         spec = policy["spec"]
         if "Ingress" not in spec["policyTypes"] or not selects(spec["podSelector"], labels):
             continue
@@ -204,48 +211,61 @@ def peers(labels: dict[str, str], port: int) -> list[dict[str, Any] | str]:
     return found
 
 
-def test_network_policies_deny_by_default_and_open_only_the_named_flows() -> None:
-    deny = [p for p in network_policies() if p["spec"]["podSelector"] == {}]
+def operator(name: str) -> dict[str, Any]:
+    """A cluster operator's pods (their Helm chart's label), in any namespace."""
+    return {
+        "namespaceSelector": {},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": name}},
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_deny_by_default_and_open_only_the_named_flows(overlay: str) -> None:
+    deny = [p for p in network_policies(overlay) if p["spec"]["podSelector"] == {}]
     assert any(
         set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
         and not p["spec"].get("ingress")
         and not p["spec"].get("egress")
         for p in deny
     )
-    ray = {"podSelector": {"matchLabels": {"ray.io/cluster": "pamtalk-ray"}}}
+    ray = {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "pamtalk-ray"}}}
     api = {"podSelector": {"matchLabels": {"app": "pamtalk-api"}}}
-    for port in (10001, 8265):  # Ray job submission: the API, and Ray's own pods
-        assert peers(RAY_HEAD, port) and all(p in (api, ray) for p in peers(RAY_HEAD, port))
-        assert api in peers(RAY_HEAD, port)
-        assert all(p == ray for p in peers(RAY_WORKER, port))
+    kuberay = operator("kuberay-operator")  # submits serveConfigV2 on the dashboard
+    for port, sources in ((10001, (api, ray)), (8265, (api, ray, kuberay))):
+        # Ray job submission: the API, Ray's own pods, and on the dashboard KubeRay
+        assert peers(overlay, RAY_HEAD, port)
+        assert all(p in sources for p in peers(overlay, RAY_HEAD, port))
+        assert api in peers(overlay, RAY_HEAD, port)
+        assert all(p == ray for p in peers(overlay, RAY_WORKER, port))
     app = {"podSelector": {"matchLabels": APP}}
-    for name, port in (("postgresql", 5432), ("redis", 6379), ("rabbitmq", 5672)):
-        allowed = peers({"app.kubernetes.io/name": name}, port)
+    for name, port in (("postgresql", 5432), ("redis", 6379)):
+        allowed = peers(overlay, {"app.kubernetes.io/name": name}, port)
         assert allowed == [app], (name, allowed)
-    assert app in peers({"app.kubernetes.io/name": "mlflow"}, 5000)
-    assert "anyone" not in peers({"app.kubernetes.io/name": "mlflow"}, 5000)
-    prometheus = {
-        "namespaceSelector": {},
-        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
-    }
-    assert peers(API, 9100) == [prometheus]  # /metrics: Prometheus only
-    assert peers(API, 8000) == ["anyone"]  # the public API
+    # RabbitMQ: the app, and KEDA, which reads the queues' lengths to scale the workers
+    allowed = peers(overlay, {"app.kubernetes.io/name": "rabbitmq"}, 5672)
+    assert allowed == [app, operator("keda-operator")], allowed
+    assert app in peers(overlay, {"app.kubernetes.io/name": "mlflow"}, 5000)
+    assert "anyone" not in peers(overlay, {"app.kubernetes.io/name": "mlflow"}, 5000)
+    assert peers(overlay, API, 9100) == [operator("prometheus")]  # /metrics: Prometheus only
+    assert peers(overlay, API, 8000) == ["anyone"]  # the public API
 
 
 def test_nothing_is_exposed_outside_the_cluster_but_through_the_api() -> None:
     for doc in k8s_documents():
         if doc["kind"] == "Service":
             assert doc["spec"].get("type", "ClusterIP") == "ClusterIP", doc["metadata"]
-        if doc["kind"] == "RayCluster":
-            assert doc["spec"]["headGroupSpec"].get("serviceType", "ClusterIP") == "ClusterIP"
+        if (cluster := ray_cluster(doc)) is not None:
+            assert cluster["headGroupSpec"].get("serviceType", "ClusterIP") == "ClusterIP"
         assert doc["kind"] != "Ingress" or "ray" not in str(doc).lower()
 
 
 def test_metrics_are_scraped_on_their_own_port() -> None:
-    api = next(c for where, c, _ in containers() if where.startswith("Deployment/pamtalk-api/"))
+    api = next(c for where, c, _ in containers() if "/Deployment/pamtalk-api/" in where)
     port = next(e["value"] for e in api["env"] if e["name"] == "PAMTALK_METRICS_PORT")
     template = next(
-        d["spec"]["template"] for d in k8s_documents() if d["metadata"]["name"] == "pamtalk-api"
+        d["spec"]["template"]
+        for d in k8s_documents()
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == "pamtalk-api"
     )
     assert template["metadata"]["annotations"]["prometheus.io/port"] == port
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())

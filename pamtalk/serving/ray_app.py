@@ -1,0 +1,42 @@
+"""The Serve application builder that deploy/k8s's RayService names in its serveConfigV2:
+
+    applications:
+      - name: pamtalk-demand-v6                 # what the API calls version 6's application
+        import_path: pamtalk.serving.ray_app:build
+        args: {model: pamtalk-demand, version: "6"}
+
+It builds the same application the API's RayBackend deploys for that version (the same
+deployment, replica spec and model bytes), so an API process pointed at the cluster finds it
+RUNNING and shares it instead of deploying its own. KubeRay keeps the declared versions up
+through cluster upgrades; canaries and newer versions the API deploys beside them. Settings
+come from the Ray pods' environment (PAMTALK_MLFLOW_TRACKING_URI, PAMTALK_SERVING_*);
+scaling from serveConfigV2's ``deployments`` section (autoscaling_config, ray_actor_options).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pamtalk.registry import store
+from pamtalk.serving.deployment import warmup_batches
+from pamtalk.serving.ray_backend import REPLICAS, ReplicaSpec, _self_contained
+from pamtalk.serving.service import fetch
+from pamtalk.settings import Settings
+
+
+def build(args: dict[str, str], settings: Settings | None = None) -> Any:
+    """The application for ``args['model']`` version ``args['version']`` (a Serve
+    ``Application``; typed Any as Ray's builders are)."""
+    settings = settings or Settings()
+    artifact = fetch(store.connect(settings), settings, args["model"], str(args["version"]))
+    spec = ReplicaSpec(
+        name=artifact.name,
+        version=artifact.version,
+        precision=artifact.precision,
+        device=settings.device,
+        threads=settings.serving_threads,
+        warmup_batches=tuple(warmup_batches(settings)),
+        max_batch_rows=settings.serving_max_batch_size,
+        batch_wait_s=settings.serving_max_wait_ms / 1000,
+    )
+    return REPLICAS.bind(spec, _self_contained(artifact.path))
