@@ -161,3 +161,25 @@ def test_following_a_job_waits_out_a_database_restart(
     said = capsys.readouterr().err
     assert said.count("database unreachable") == 1
     assert said.count("database back after") == 1
+
+
+def test_a_failure_that_cannot_be_recorded_goes_back_to_the_queue(
+    postgres: Postgres, settings: Settings
+) -> None:
+    """Out of retries and out of patience while the database is still down: the chunk's
+    failure cannot be written, so its message is rejected back to the queue (with late
+    acknowledgement, acknowledged it would be gone and the job open for good)."""
+    job_id = _plan(settings, "garlic:daegu")
+    impatient = settings.model_copy(update={"batch_chunk_retries": 0, "batch_database_wait_s": 0.5})
+    celery = queues.create_celery(impatient)
+    tasks.register(celery, impatient)
+    restarting = _restart_later(postgres)
+    try:
+        outcome = celery.tasks["pamtalk.score_chunk"].apply(args=[job_id, 0])
+    finally:
+        restarting.join()
+        celery.close()
+    assert outcome.state == "REJECTED", outcome.traceback
+    job, rows, attempts = asyncio.run(_job(settings, job_id))
+    assert job.status == JobStatus.pending and job.error is None  # open, to be run again
+    assert (rows, attempts) == (0, 0)

@@ -53,7 +53,7 @@ class Shape:
     esg_chunk: int = 4
     workers: int = 2  # `pamtalk worker --concurrency 1` each
     fault_at: float = 0.25  # the fault once this share of the chunks is done
-    outage_s: float = 4.0
+    outage_s: float = 5.0
 
 
 @dataclass
@@ -448,6 +448,7 @@ def broker_connection_lost(folder: Path, shape: Shape = Shape()) -> Verdict:
     return _scenario("broker_connection_lost", cut_broker, folder, shape)
 
 
-def database_restart_mid_chunk(folder: Path, shape: Shape = Shape()) -> Verdict:
-    """PostgreSQL stopped (``pg_ctl stop -m fast``) mid-chunk and started again."""
+def database_restart_mid_chunk(folder: Path, shape: Shape = Shape(outage_s=12.0)) -> Verdict:
+    """PostgreSQL stopped (``pg_ctl stop -m fast``) mid-chunk and started again 12 s later:
+    longer than a chunk's three quick retries (1 + 2 + 4 s) last."""
     return _scenario("database_restart_mid_chunk", restart_database, folder, shape)

@@ -1,6 +1,8 @@
 """A TCP forwarder between clients and a server, as a process of its own: killing it is a
 lost network connection (every client's connection drops, new ones are refused) while the
 server behind it lives on. Started again on the same port, it is the network coming back.
+(proxy.py's FaultProxy, in the scenario's own process, delays or partitions instead: the
+connections stay open and the bytes wait.)
 
     python -m tests.chaos.tcp_proxy LISTEN_PORT UPSTREAM_PORT     # both on 127.0.0.1
 """
