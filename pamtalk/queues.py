@@ -14,6 +14,7 @@ import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from pamtalk import extras
 from pamtalk.settings import Settings
 
 if TYPE_CHECKING:  # Celery loads only where a broker is used
@@ -39,7 +40,8 @@ R = TypeVar("R")
 
 
 def create_celery(settings: Settings) -> Celery:
-    from celery import Celery
+    with extras.needs("batch", "a Celery broker (PAMTALK_CELERY_BROKER_URL)"):
+        from celery import Celery
 
     celery = Celery("pamtalk", broker=settings.celery_broker_url or "memory://")
     celery.conf.update(

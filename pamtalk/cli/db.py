@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Annotated
 
 import typer
 
+from pamtalk import extras
 from pamtalk.api import auth
 from pamtalk.cache import create_cache
 from pamtalk.cli.common import TRAIN_DIR
@@ -20,9 +22,14 @@ app = typer.Typer(help="Database schema and demo data.", no_args_is_help=True)
 
 
 def _seed(settings: Settings, size: SeedSize) -> None:
-    typer.echo("seeding demo data ...")
+    typer.echo("[database] seeding demo data ...")
+    started = time.monotonic()
     counts = asyncio.run(ops.seed_database(settings, size))
-    typer.echo("seeded " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+    typer.echo(
+        "[database] seeded "
+        + ", ".join(f"{n} {what}" for what, n in counts.items())
+        + f" in {time.monotonic() - started:.0f} s"
+    )
     typer.echo(
         f"demo logins: {ADMIN_EMAIL}, farmer1@pamtalk.local, buyer1@pamtalk.local, "
         f"analyst1@pamtalk.local; password '{DEMO_PASSWORD}'"
@@ -79,25 +86,46 @@ def seed(
 
 def init(
     models: Annotated[bool, typer.Option(help="train and promote default models if none")] = True,
+    full: Annotated[
+        bool,
+        typer.Option(
+            help="train the default models with the full config (minutes on 2 cores) instead "
+            "of the small first-run one (seconds)"
+        ),
+    ] = False,
 ) -> None:
     """Migrate the database, seed demo data if it is empty (or start the ledger on one from
     before it), register the admin API key, and train + register + promote default models
-    when the registry has no champion."""
+    when the registry has no champion: a small first-run config, in seconds; `pamtalk train`
+    trains the full one. Each stage says what it does, [database] then [models]."""
+    started = time.monotonic()
     settings = Settings()
+    typer.echo("[database] migrating ...")
     asyncio.run(manage.upgrade_database(settings))
-    typer.echo("database is at the latest migration")
+    typer.echo("[database] at the latest migration")
     try:
         _seed(settings, SeedSize())
     except (Forbidden, Conflict) as exc:
-        typer.echo(f"not seeding: {exc.message}")
+        typer.echo(f"[database] not seeding: {exc.message}")
     if ledgered := asyncio.run(ops.backfill(settings, only_if_empty=True)):
-        typer.echo(f"ledger started: {ledgered} existing transactions ledgered")
+        typer.echo(f"[database] ledger started: {ledgered} existing transactions ledgered")
     if rotation := asyncio.run(manage.register_admin_key(settings)):
         _report_rotation(settings, rotation)
     if models:
-        from pamtalk.registry import defaults, store
+        _default_models(settings, full)
+    typer.echo(f"init done in {time.monotonic() - started:.0f} s")
 
-        client = store.connect(settings)
-        if not defaults.ensure_champions(client, settings, TRAIN_DIR, say=typer.echo):
-            typer.echo("models: every model has a champion")
-    typer.echo("ready: run `pamtalk serve`")
+
+def _default_models(settings: Settings, full: bool) -> None:
+    from pamtalk.registry import defaults, store
+
+    def say(line: str) -> None:
+        typer.echo(f"[models] {line}")
+
+    client = store.connect(settings)
+    try:
+        if not defaults.ensure_champions(client, settings, TRAIN_DIR, say=say, first_run=not full):
+            say("every model has a champion")
+    except extras.MissingExtra as exc:
+        typer.echo(f"refused: {exc.message}; or skip them: pamtalk init --no-models", err=True)
+        raise typer.Exit(2) from exc

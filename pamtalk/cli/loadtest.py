@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from pamtalk import extras
+from pamtalk.cli.common import refuse
 from pamtalk.db.seed import DEMO_PASSWORD
 
 
@@ -45,6 +47,10 @@ def loadtest(
     """The seed's load test on Locust (headless): the 70/20/10 read/write/AI mix as demo
     buyers and farmers, judged against the seed's SLOs and ours. Writes summary.json,
     latency.png and Locust's HTML report; exits 0 when every SLO passed, 1 when one failed."""
+    try:
+        extras.require("loadtest", "pamtalk loadtest")
+    except extras.MissingExtra as exc:
+        refuse(exc, 2)
     from pamtalk.loadtest import run as loadtest_run  # Locust itself runs in a subprocess
     from pamtalk.loadtest.prepare import SetupError
 

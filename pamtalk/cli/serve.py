@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from pamtalk import extras
 from pamtalk.cli.common import refuse
 from pamtalk.errors import PamtalkError
 from pamtalk.settings import Settings
@@ -23,6 +24,15 @@ def proxy_options(settings: Settings) -> dict[str, Any]:
     if not settings.trusted_proxies:
         return {"proxy_headers": False}
     return {"proxy_headers": True, "forwarded_allow_ips": list(settings.trusted_proxies)}
+
+
+def missing_extras(settings: Settings) -> None:
+    """Raise MissingExtra when the settings ask for a feature that is not installed, before
+    any worker starts (each would fail on its own, later and less clearly)."""
+    if settings.serving_backend == "ray":
+        extras.require("ray", "PAMTALK_SERVING_BACKEND=ray")
+    if settings.celery_broker_url is not None:
+        extras.require("batch", "PAMTALK_CELERY_BROKER_URL (tasks sent through Celery)")
 
 
 def serve(
@@ -44,6 +54,10 @@ def serve(
             field = f"PAMTALK_{str(error['loc'][0]).upper()}: " if error["loc"] else ""
             typer.echo(field + error["msg"].removeprefix("Value error, "), err=True)
         raise typer.Exit(2) from None
+    try:
+        missing_extras(settings)
+    except extras.MissingExtra as exc:
+        refuse(exc, 2)
     if settings.metrics_port == port:
         typer.echo("refusing to start: PAMTALK_METRICS_PORT must differ from --port", err=True)
         raise typer.Exit(2)
@@ -100,8 +114,11 @@ def scale(
         raise typer.BadParameter(
             f"unknown model {model!r}; models: {', '.join(CONTRACTS)}", param_hint="MODEL"
         )
-    from pamtalk.serving import ray_backend  # Ray is heavy: only when asked
-
+    try:
+        with extras.needs("ray", "pamtalk scale"):
+            from pamtalk.serving import ray_backend  # Ray is heavy: only when asked
+    except extras.MissingExtra as exc:
+        refuse(exc, 2)
     try:
         apps = ray_backend.scale(model, replicas)
     except PamtalkError as exc:

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from pamtalk.cli.common import TRAIN_DIR
+from pamtalk import extras
+from pamtalk.cli.common import TRAIN_DIR, refuse
 from pamtalk.db import manage
 from pamtalk.settings import Settings
 
@@ -30,8 +31,14 @@ def train(
     """Train a model, evaluate it, export it to ONNX (fp32 + int8) and register a version."""
     from pamtalk.models.contract import KINDS
     from pamtalk.models.demand.data import from_daily_aggregate
-    from pamtalk.registry import publish, store
-    from pamtalk.training.pipeline import Data, resolve_source
+    from pamtalk.registry import store
+
+    try:
+        with extras.needs("train", "pamtalk train"):
+            from pamtalk.registry import publish
+            from pamtalk.training.pipeline import Data, resolve_source
+    except extras.MissingExtra as exc:
+        refuse(exc, 2)
 
     if kind not in KINDS:
         raise typer.BadParameter(f"KIND must be {' or '.join(KINDS)}")

@@ -6,12 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 import onnxruntime as ort
-import torch
 
+from pamtalk import extras
 from pamtalk.gpu.providers import Device, DeviceUnavailable, available, choose
 
 
-def describe(device: Device) -> dict[str, Any]:
+def _torch() -> dict[str, Any]:
+    """What PyTorch sees (the GPUs, by name and memory), or that it is not installed:
+    serving needs only ONNX Runtime."""
+    try:
+        with extras.needs("train", "PyTorch's view of the GPUs"):
+            import torch
+    except extras.MissingExtra as exc:
+        return {"torch": f"not installed (pip install 'pamtalk[{exc.extra}]')"}
     gpus = [
         {
             "index": i,
@@ -20,6 +27,10 @@ def describe(device: Device) -> dict[str, Any]:
         }
         for i in range(torch.cuda.device_count())
     ]
+    return {"torch": torch.__version__, "torch_cuda": torch.version.cuda, "gpus": gpus}
+
+
+def describe(device: Device) -> dict[str, Any]:
     try:
         chosen: list[str] | str = [name for name, _ in choose(device)]
     except DeviceUnavailable as exc:
@@ -30,7 +41,5 @@ def describe(device: Device) -> dict[str, Any]:
         "onnxruntime_device": ort.get_device(),
         "providers_available": available(),
         "providers_chosen": chosen,
-        "torch": torch.__version__,
-        "torch_cuda": torch.version.cuda,
-        "gpus": gpus,
+        **_torch(),
     }

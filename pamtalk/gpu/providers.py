@@ -49,7 +49,8 @@ def choose(
     if device == "cuda" and not gpus:
         raise DeviceUnavailable(
             "PAMTALK_DEVICE=cuda but ONNX Runtime has no GPU provider "
-            f"(present: {', '.join(present)}); install onnxruntime-gpu or set it to auto"
+            f"(present: {', '.join(present)}); pip install 'pamtalk[gpu]' (onnxruntime-gpu) "
+            "or set it to auto"
         )
     specs: list[ProviderSpec] = []
     for name in gpus:

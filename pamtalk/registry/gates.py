@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pamtalk.models import onnx_graph
 from pamtalk.models.contract import ModelContract
-from pamtalk.training import onnx_export, quantize
+from pamtalk.training import quantize
 
 
 @dataclass(frozen=True)
@@ -53,14 +54,14 @@ Gate = Callable[[Review, GatePolicy], str | None]
 
 def loads(c: Review, _: GatePolicy) -> str | None:
     try:
-        onnx_export.session(c.onnx_path)
+        onnx_graph.session(c.onnx_path)
     except Exception as exc:  # any load failure refuses the model
         return f"ONNX Runtime cannot load the model: {exc}"
     return None
 
 
 def contract(c: Review, _: GatePolicy) -> str | None:
-    problems = onnx_export.contract_violations(c.onnx_path, c.contract)
+    problems = onnx_graph.contract_violations(c.onnx_path, c.contract)
     return "; ".join(problems) if problems else None
 
 
@@ -83,7 +84,7 @@ def probe_inputs(contract: ModelContract, batch: int = 16, seed: int = 0) -> lis
 
 
 def finite(c: Review, _: GatePolicy) -> str | None:
-    predict = onnx_export.predictor(onnx_export.session(c.onnx_path), c.contract)
+    predict = onnx_graph.predictor(onnx_graph.session(c.onnx_path), c.contract)
     for inputs in probe_inputs(c.contract):
         output = predict(*inputs)
         if not np.all(np.isfinite(output)):

@@ -23,8 +23,8 @@ from mlflow.exceptions import MlflowException
 
 from pamtalk.errors import Conflict, NotFound, ServiceUnavailable
 from pamtalk.models.contract import CONTRACTS, ModelContract
+from pamtalk.registry.digests import FP32_DIGEST_TAG, INT8_ARTIFACT, INT8_DIGEST_TAG, file_digest
 from pamtalk.registry.gates import GatePolicy, Review, first_failure
-from pamtalk.registry.publish import FP32_DIGEST_TAG, INT8_ARTIFACT, INT8_DIGEST_TAG, file_digest
 
 log = logging.getLogger(__name__)
 

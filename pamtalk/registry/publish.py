@@ -1,8 +1,8 @@
-"""Log a candidate to MLflow and register it as a new version of its model."""
+"""Log a candidate to MLflow and register it as a new version of its model (the ``train``
+extra: it imports PyTorch through the training pipeline)."""
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from pathlib import Path
 
@@ -11,21 +11,12 @@ import onnx
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
+from pamtalk.models.onnx_graph import predictor, session
+from pamtalk.registry.digests import FP32_DIGEST_TAG, INT8_DIGEST_TAG, file_digest
 from pamtalk.registry.store import experiment
 from pamtalk.settings import Settings
 from pamtalk.training.candidate import Candidate
-from pamtalk.training.onnx_export import predictor, session
 from pamtalk.training.pipeline import Data, build_candidate
-
-INT8_ARTIFACT = "onnx/model.int8.onnx"
-# SHA-256 of the ONNX files as stored: serving refuses a version whose download differs.
-FP32_DIGEST_TAG = "onnx_sha256"  # a tag of the model version
-INT8_DIGEST_TAG = "int8_sha256"  # a tag of its run
-
-
-def file_digest(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def git_commit() -> str:
@@ -94,8 +85,11 @@ def train_and_register(
     data: Data = None,
     epochs: int | None = None,
     tiny: bool = False,
+    first_run: bool = False,
 ) -> tuple[Candidate, str]:
     """Train (on pipeline.resolve_source's data), export, quantize, log and register;
     returns the candidate and its version."""
-    built = build_candidate(kind, out_dir=out_dir, data=data, epochs=epochs, tiny=tiny)
+    built = build_candidate(
+        kind, out_dir=out_dir, data=data, epochs=epochs, tiny=tiny, first_run=first_run
+    )
     return built, register(client, settings, built)

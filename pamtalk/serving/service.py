@@ -22,6 +22,7 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from pamtalk import extras
 from pamtalk.errors import NotFound, PamtalkError, ServiceUnavailable
 from pamtalk.gpu.providers import CPU, choose
 from pamtalk.models.contract import CONTRACTS, ModelContract
@@ -72,7 +73,8 @@ class Served:
 
 def make_backend(settings: Settings) -> Backend:
     if settings.serving_backend == "ray":
-        from pamtalk.serving.ray_backend import RayBackend  # Ray is heavy: only when asked
+        with extras.needs("ray", "PAMTALK_SERVING_BACKEND=ray"):
+            from pamtalk.serving.ray_backend import RayBackend  # Ray is heavy: only when asked
 
         backend: Backend = RayBackend(settings)
         return backend

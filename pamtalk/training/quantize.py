@@ -13,7 +13,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from pamtalk.models.contract import ModelContract
-from pamtalk.training.onnx_export import predictor, session
+from pamtalk.models.onnx_graph import predictor, session
 
 BATCH_SIZES = (1, 64)
 

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-# predict(*inputs) -> the model's output, e.g. an ONNX Runtime session wrapped as a function.
-Predictor = Callable[..., np.ndarray]
+from pamtalk.models.onnx_graph import Predictor
+
 # evaluate(predictor) -> held-out metrics, the same as training reports for its own model.
 Evaluate = Callable[[Predictor], dict[str, float]]
 
