@@ -29,7 +29,8 @@ import numpy as np
 import onnx
 import ray
 from ray import serve
-from ray.serve.exceptions import BackPressureError
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError, ReplicaUnavailableError
 
 from pamtalk.errors import BadRequest, NotFound, ServiceUnavailable, TooManyRequests
 from pamtalk.gpu.providers import Device
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 
 REPLICA = "OnnxReplica"  # the deployment's name inside each application
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # micro-batches are small; Ray's default is 30 % of RAM
+# A replica gone with a call in flight (killed, out of memory, its node lost): ActorDiedError,
+# ActorUnavailableError (both RayActorError), or Serve's ReplicaUnavailableError.
+REPLICA_LOST = (RayActorError, ReplicaUnavailableError)
 
 
 def app_name(model: str, version: str) -> str:
@@ -239,7 +243,7 @@ class RayBackend:
         about: dict[str, str] = await handle.describe.remote()
         await handle.remote(_example(contract))  # the handle finds its replicas now
 
-        async def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
+        async def call(inputs: list[np.ndarray]) -> list[np.ndarray]:
             try:
                 outputs: list[np.ndarray] = await handle.remote(inputs)
             except BackPressureError as exc:
@@ -249,6 +253,23 @@ class RayBackend:
                     headers={"Retry-After": str(max(1, retry))},
                 ) from exc
             return outputs
+
+        async def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
+            try:
+                return await call(inputs)
+            except REPLICA_LOST as exc:
+                # Ray's router has struck the dead replica off already, and inference has no
+                # side effects: the micro-batch goes once more, to another replica.
+                log.warning(
+                    "%s lost a replica mid-call (%s); retrying once", app, type(exc).__name__
+                )
+            try:
+                return await call(inputs)
+            except REPLICA_LOST as exc:
+                raise ServiceUnavailable(
+                    f"{app} lost its replicas mid-request; retry shortly",
+                    headers={"Retry-After": "1"},
+                ) from exc
 
         async def release() -> None:
             # A shared app stays up for the process that put it there (the batch worker
