@@ -2,21 +2,35 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# What each needs (pyproject.toml's extras): `make run` serves and trains the default
+# models ('.[train]'); the tests and every other target take everything ('.[dev]').
+STAMP     := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+# pip with one progress line ([install] ...) instead of silence or pip's hundreds of lines
+PIP       := $(PYTHON) -m pamtalk.pip_progress $(BIN)/pip install
 
 .PHONY: run test lint format install bench clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+$(BIN)/python:
+	@echo "[install] creating $(VENV) ($(PYTHON) -m venv)"
+	@$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	@$(PIP) -e '.[dev]'
+	@touch $(STAMP) $(RUN_STAMP)
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	@$(PIP) -e '.[train]'
+	@touch $(RUN_STAMP)
 
 install: $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/pamtalk init
-	$(BIN)/pamtalk serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
+# Four stages, each with its own lines: [install], [database] and [models] (pamtalk init:
+# first-run models in seconds; `pamtalk train` trains the full ones), then [serve].
+run: $(RUN_STAMP)
+	@$(BIN)/pamtalk init
+	@echo "[serve] http://$${HOST:-127.0.0.1}:$${PORT:-8000} (API docs at /docs; Ctrl-C stops)"
+	@$(BIN)/pamtalk serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
 
 test: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
