@@ -185,6 +185,10 @@ class Settings(BaseSettings):
     security_redis_url: str | None = None
     security_store_max_entries: int = Field(default=200_000, ge=1000)
 
+    # Operations (docs/operations.md): with a broker, every API worker asks it this often for
+    # the length of each Celery queue (celery_task_queue_length; 0 = never).
+    queue_metrics_interval_s: float = Field(default=15.0, ge=0)
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:

@@ -174,12 +174,22 @@ def test_compose_publishes_only_the_api() -> None:
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     services, networks = compose["services"], compose["networks"]
     assert published(services["api"]) == [("0.0.0.0", "8000")]
-    for name in ("postgres", "redis", "rabbitmq", "mlflow", "prometheus", "worker", "beat"):
+    for name in (
+        "postgres",
+        "redis",
+        "rabbitmq",
+        "mlflow",
+        "prometheus",
+        "flower",
+        "worker",
+        "beat",
+    ):
         for host, port in published(services[name]):
             assert host == "127.0.0.1", (name, port)  # the host's loopback at most
     # The data services share networks with the app containers (and each other) only, MLflow
-    # with the app containers only, and those networks reach nothing outside.
-    apps, data = {"api", "worker", "beat"}, {"postgres", "redis", "rabbitmq"}
+    # with the app containers only, and those networks reach nothing outside. Flower, which
+    # reads the broker, counts as an app container here (and is published on loopback only).
+    apps, data = {"api", "worker", "beat", "flower"}, {"postgres", "redis", "rabbitmq"}
     for name, neighbours in [(n, apps | data) for n in data] + [("mlflow", apps)]:
         for network in services[name]["networks"]:
             assert networks[network].get("internal") is True, (name, network)

@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from pamtalk.api import queue_lengths
 from pamtalk.api.state import AppState
 from pamtalk.ledger import anchors, handover
 from pamtalk.notify import relay
@@ -50,6 +51,13 @@ def start_background(state: AppState) -> list[asyncio.Task[None]]:
     tasks.append(asyncio.create_task(notify))
     if settings.rollout_tick_s > 0:
         tasks.append(asyncio.create_task(_every(settings.rollout_tick_s, judge, "rollout tick")))
+    if (broker := settings.celery_broker_url) and settings.queue_metrics_interval_s > 0:
+
+        async def measure() -> None:
+            await queue_lengths.record(broker)
+
+        every = settings.queue_metrics_interval_s
+        tasks.append(asyncio.create_task(_every(every, measure, "queue length metrics")))
     return tasks
 
 
