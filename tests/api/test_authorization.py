@@ -1,4 +1,7 @@
-"""The authorization matrix: every write route x every role, and no credentials."""
+"""The authorization matrix: every write route x every role, and no credentials. The rules
+beyond who may call a route (who changes a farm's status, whose ESG scores are stored, who
+starts an ESG job, who sees a farm's private fields) extend it in
+tests/security/test_authorization.py (RULES), over the same callers."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from fastapi import FastAPI
 from pamtalk.db.models import Role
 from tests.conftest import Actor, ActorFactory, create_farm, farm_body
 from tests.notify.test_api import MATRIX as NOTIFY_MATRIX
+from tests.security.test_authorization import RULES
 from tests.serving.test_authorization import MATRIX as PREDICTION_MATRIX
 from tests.serving.test_models_api import MATRIX as MODELS_MATRIX
 
@@ -86,6 +90,12 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     {ANON: 401, "owner": 403, "farmer": 403, "buyer": 403, "analyst": 403, "admin": 200},
 }
 CALLERS = [ANON, "owner", "farmer", "buyer", "analyst", "admin"]
+
+
+def test_the_rules_matrix_has_every_caller() -> None:
+    for rule, row in RULES.items():
+        assert list(row) == CALLERS, rule
+        assert row[ANON] == 401, rule
 
 
 def test_matrix_covers_every_write_route(app: FastAPI) -> None:
