@@ -58,8 +58,8 @@ async def delete_webhook(webhook_id: PathId, user: CurrentUser, db: DbDep) -> Re
 async def list_deliveries(
     webhook_id: PathId,
     user: CurrentUser,
-    pages: pagination.PagesDep,
     db: DbDep,
+    pages: pagination.PagesDep,
     limit: pagination.Limit = 50,
     cursor: pagination.Cursor = None,
 ) -> Response:
