@@ -72,9 +72,7 @@ async def _network_faults(service: stack.Stack) -> Verdict:
         default=None,
     )  # fmt: skip
     verdict.requests = len(record.outcomes)
-    verdict.errors_5xx = sum(
-        non_retriable(o) and not _deadline_answer(o) for o in record.outcomes
-    )
+    verdict.errors_5xx = sum(non_retriable(o) and not _deadline_answer(o) for o in record.outcomes)
     verdict.recovery_s = None if first_good is None else round(first_good - healed, 2)
     phases = list(PHASES)
     verdict.measured = {
