@@ -10,6 +10,7 @@ import hmac
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -188,3 +189,36 @@ def test_any_datetime_is_bounded_utc_or_refused(moment: datetime) -> None:
     assert parsed.tzinfo is UTC
     assert MIN_YEAR - 1 <= parsed.year <= MAX_YEAR + 1
     assert parsed == (moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+# -- over HTTP: whatever the cursor and the datetimes, a 200 or a 4xx --------------------
+
+http_datetimes = st.datetimes(timezones=st.one_of(st.none(), offsets)).map(
+    lambda moment: quote(moment.isoformat())
+)
+cursors = st.one_of(
+    st.text(alphabet=ALPHABET, max_size=120),
+    st.builds(lambda row: PAGES.encode(row, filters=FARM_FILTERS), st.integers(0, MAX_ID)),
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(since=http_datetimes, until=st.one_of(st.none(), http_datetimes), cursor=cursors)
+async def test_no_cursor_or_datetime_gives_a_server_error(
+    client: httpx.AsyncClient, actors: dict[Role, Actor], since: str, until: str | None, cursor: str
+) -> None:
+    admin = actors[Role.admin].headers  # read-only requests: one app serves every example
+    query = f"since={since}" + (f"&until={until}" if until else "")
+    for url in (
+        f"/v1/transactions?{query}&cursor={quote(cursor)}",
+        f"/v1/farms?cursor={quote(cursor)}",
+        f"/v1/notifications?cursor={quote(cursor)}",
+    ):
+        answer = await client.get(url, headers=admin)
+        assert answer.status_code < 500, (url, answer.text)  # 200, 400, 422 (or a 429)
+        if answer.status_code != 200:
+            assert answer.json()["error"]["request_id"]
