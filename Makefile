@@ -68,7 +68,7 @@ soak: $(STAMP)
 # deploy/compose.yaml's passwords and keys: random (openssl rand -hex 32), written once to
 # deploy/.env, readable by its owner only, never committed. Delete it to make new ones (the
 # database volume keeps the old PostgreSQL password: rotate that one inside PostgreSQL).
-DEPLOY_SECRETS := POSTGRES_PASSWORD REDIS_PASSWORD RABBITMQ_PASSWORD PAMTALK_SECRET_KEY PAMTALK_ADMIN_API_KEY FLOWER_PASSWORD
+DEPLOY_SECRETS := POSTGRES_PASSWORD REDIS_PASSWORD RABBITMQ_PASSWORD PAMTALK_SECRET_KEY PAMTALK_ADMIN_API_KEY FLOWER_PASSWORD GRAFANA_PASSWORD
 .PHONY: deploy-secrets
 deploy-secrets: deploy/.env
 deploy/.env:
