@@ -15,7 +15,10 @@ import sys
 # The extras' top-level modules (pamtalk.extras.EXTRAS): None in sys.modules makes their
 # import fail with ModuleNotFoundError, as when they are not installed.
 BLOCKED = ("torch", "onnxscript", "matplotlib", "ray", "celery", "kombu", "locust", "gevent")
-for _name in BLOCKED:
+# What the full MLflow adds to mlflow-skinny (its server and flavours' dependencies): the
+# base package has the client only.
+MLFLOW_SERVER = ("flask", "gunicorn", "graphene", "sklearn", "scipy", "pyarrow", "docker")
+for _name in BLOCKED + MLFLOW_SERVER:
     sys.modules[_name] = None  # type: ignore[assignment]
 
 import asyncio  # noqa: E402
