@@ -119,8 +119,12 @@ def images() -> list[tuple[str, str]]:
     found = [(where, c["image"]) for where, c, _ in containers() if "image" in c]
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     found += [(f"compose/{n}", s["image"]) for n, s in compose["services"].items()]
-    dockerfile = (DEPLOY / "Dockerfile").read_text()
-    found += [("Dockerfile", image) for image in re.findall(r"^FROM (\S+)", dockerfile, re.M)]
+    for dockerfile in sorted(DEPLOY.glob("Dockerfile*")):
+        text = dockerfile.read_text()
+        stages = set(re.findall(r"^FROM \S+ AS (\S+)", text, re.M))
+        for base, copied in re.findall(r"^FROM (\S+)|^COPY --from=(\S+)", text, re.M):
+            if (image := base or copied) not in stages:  # an image, not an earlier stage
+                found.append((dockerfile.name, image))
     return found
 
 
