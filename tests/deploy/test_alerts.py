@@ -56,3 +56,11 @@ def test_the_seed_rules_keep_their_thresholds() -> None:
     assert seed["HighErrorRate"]["expr"].endswith("> 0.01")
     assert seed["DatabaseConnectionPoolExhausted"]["for"] == "30s"
     assert seed["DatabaseConnectionPoolExhausted"]["expr"].endswith("> 0.8")
+
+
+def test_every_alert_is_documented() -> None:
+    rules = yaml.safe_load((PROMETHEUS / "rules.yaml").read_text())
+    operations = (PROMETHEUS.parents[1] / "docs" / "operations.md").read_text()
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            assert f"| {rule['alert']} " in operations, rule["alert"]
