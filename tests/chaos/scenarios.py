@@ -675,6 +675,10 @@ from tests.chaos.network_faults import network_faults  # noqa: E402
 
 SCENARIOS["network_faults"] = network_faults
 
+from tests.chaos.ray_faults import ray_replica_kill  # noqa: E402
+
+SCENARIOS["ray_replica_kill"] = ray_replica_kill
+
 from tests.chaos.batch_faults import broker_connection_lost, database_restart_mid_chunk  # noqa: E402
 
 SCENARIOS["broker_connection_lost"] = broker_connection_lost
