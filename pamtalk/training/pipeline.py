@@ -67,7 +67,7 @@ def first_run_demand() -> DemandConfig:
 
 def first_run_esg() -> EsgConfig:
     """``pamtalk init``'s default ESG model: about 8 s of CPU, within ~1.3 points of the
-    methodology (the full config: ~1 point, in minutes; ``pamtalk train esg``)."""
+    methodology (the full config: ~0.2 points, in minutes; ``pamtalk train esg``)."""
     tiny = EsgConfig.tiny()
     return replace(
         tiny,
