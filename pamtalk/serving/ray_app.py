@@ -24,11 +24,15 @@ from pamtalk.serving.service import fetch
 from pamtalk.settings import Settings
 
 
-def build(args: dict[str, str], settings: Settings | None = None) -> Any:
-    """The application for ``args['model']`` version ``args['version']`` (a Serve
-    ``Application``; typed Any as Ray's builders are)."""
-    settings = settings or Settings()
-    artifact = fetch(store.connect(settings), settings, args["model"], str(args["version"]))
+def build(args: dict[str, str]) -> Any:
+    """Serve's entry point (a builder takes exactly the config's ``args``): the application
+    for ``args['model']`` version ``args['version']``, with settings from the environment."""
+    return application(args["model"], str(args["version"]), Settings())
+
+
+def application(model: str, version: str, settings: Settings) -> Any:
+    """The Serve ``Application`` for ``model`` ``version`` (typed Any, as Ray's are)."""
+    artifact = fetch(store.connect(settings), settings, model, version)
     spec = ReplicaSpec(
         name=artifact.name,
         version=artifact.version,
