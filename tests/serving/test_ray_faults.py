@@ -5,6 +5,7 @@ ray_replica_kill, tests/chaos/ray_faults.py)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -43,7 +44,7 @@ def ray_cluster() -> Iterator[None]:
         log_to_driver=False,
     )
     yield
-    serve.shutdown()
+    serve.shutdown()  # type: ignore[no-untyped-call]  # ray 2.60 leaves it unannotated
     ray.shutdown()
 
 
@@ -73,17 +74,21 @@ async def test_a_replica_killed_mid_request_is_retried_on_the_other(
     first, second = PredictorService(settings), PredictorService(settings)
     await first.start()
     await second.start()
+    # On the backend's logger itself: a CLI run earlier in the session (pamtalk.logs.configure)
+    # replaces the root logger's handlers, caplog's included.
+    backend_log = logging.getLogger("pamtalk.serving.ray_backend")
+    backend_log.addHandler(caplog.handler)
     try:
         deadline = time.monotonic() + 60
         while len(replicas := esg_replicas()) != 2:
             assert time.monotonic() < deadline, replicas
             await asyncio.sleep(0.2)
-        calls = [
-            asyncio.create_task(service.infer("pamtalk-esg", example(ESG, 1, seed=n)))
-            for n, service in enumerate((first, second))
-        ]
-        await asyncio.sleep(HOLD_S / 3)  # both calls now wait inside their replicas
-        os.kill(replicas[0]["pid"], signal.SIGKILL)
+        calls = []
+        for n, service in enumerate((first, second)):
+            calls.append(asyncio.create_task(service.infer("pamtalk-esg", example(ESG, 1, n))))
+            # The first call is on a replica now: the router sends the second to the other.
+            await asyncio.sleep(HOLD_S / 6)
+        os.kill(replicas[0]["pid"], signal.SIGKILL)  # both calls wait inside their replicas
         results = await asyncio.gather(*calls, return_exceptions=True)
         assert [getattr(r, "version", r) for r in results] == ["1", "1"]
         # The kill did land on a call in flight, which went again to the other replica.
@@ -91,5 +96,6 @@ async def test_a_replica_killed_mid_request_is_retried_on_the_other(
         # Serve replaces the dead replica; the service goes on answering meanwhile.
         assert (await first.infer("pamtalk-esg", example(ESG, 2))).version == "1"
     finally:
+        backend_log.removeHandler(caplog.handler)
         await second.close()
         await first.close()
