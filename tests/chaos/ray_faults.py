@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,10 @@ RECOVERY_BOUND_S = 20.0
 # with 8 clients both replicas hold some at any moment.
 HOLD_MS = 200
 ROWS = 40
+# Still, the calls are short on a replica (the next one flushes a batch it does not fit):
+# a kill caught some in three runs of four. One that caught none is followed, once the
+# replica is replaced, by another, up to MAX_KILLS.
+MAX_KILLS = 3
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,34 @@ def _kill_one(head: RayHead) -> dict[str, Any]:
     if not _tagged(pid, head.token):  # only a process this scenario's Ray started
         raise RuntimeError(f"pid {pid} of {victim.actor_id} is not this scenario's")
     os.kill(pid, signal.SIGKILL)
-    return {"actor_id": victim.actor_id, "pid": pid, "killed": time.monotonic()}
+    return {"actor_id": victim.actor_id, "pid": pid, "at": time.monotonic()}
+
+
+@dataclass
+class Kill:
+    actor_id: str
+    pid: int
+    at: float  # time.monotonic() of the SIGKILL
+    caught: int = 0  # calls in flight on it, each retried (the backend logs each)
+    noticed: float | None = None  # the controller no longer lists it RUNNING
+    recovered: float | None = None  # REPLICAS RUNNING again, without it
+    replaced: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def summary(self) -> dict[str, Any]:
+        def since(moment: float | None) -> float | None:
+            return None if moment is None else round(moment - self.at, 2)
+
+        return {
+            "pid": self.pid,
+            "calls_caught": self.caught,
+            "controller_noticed_s": since(self.noticed),
+            "recovery_s": since(self.recovered),
+        }
+
+
+def _retried(log: Path) -> int:
+    """pamtalk.serving.ray_backend's line for each call caught on a dead replica."""
+    return len(_log_lines(log, "lost a replica mid-call"))
 
 
 async def _replica_kill(
@@ -176,34 +207,50 @@ async def _replica_kill(
 ) -> Verdict:
     verdict = Verdict("ray_replica_kill", recovery_bound_s=RECOVERY_BOUND_S)
     record = Record()
-    seen: list[tuple[float, set[str]]] = []  # (moment, RUNNING replicas' actor ids)
-    killed: dict[str, Any] = {}
-    recovered: dict[str, float] = {}
+    kills: list[Kill] = []
+    state: dict[str, Any] = {}  # "done": no more kills; "failed": the exception that stopped it
     start = time.monotonic()
 
     def deadline() -> float:
-        if "failed" in killed:
+        if "failed" in state:
             return start
-        if "at" in recovered:
-            return recovered["at"] + after_s
-        return start + before_s + RECOVERY_BOUND_S + 30  # give up some time past the bound
+        if "done" in state and kills and kills[-1].recovered is not None:
+            return kills[-1].recovered + after_s
+        return start + before_s + MAX_KILLS * (RECOVERY_BOUND_S + 5) + 30  # past every bound
 
     async def watch() -> None:
         while time.monotonic() < deadline():
             running = _running(await asyncio.to_thread(_replicas))
             now = time.monotonic()
-            seen.append((now, running))
-            gone = killed.get("actor_id")
-            if gone and "at" not in recovered and len(running) >= REPLICAS and gone not in running:
-                recovered["at"] = now
+            for kill in kills:
+                if kill.noticed is None and kill.actor_id not in running:
+                    kill.noticed = now
+                if kill.recovered is None and kill.noticed is not None and len(running) >= REPLICAS:
+                    kill.recovered = now
+                    kill.replaced.set()
             await asyncio.sleep(0.2)
 
-    async def kill() -> None:
+    async def kill_until_caught() -> None:
+        """One replica killed; if that caught no call in flight (the fault under test), once
+        it is replaced another, up to MAX_KILLS."""
         await _sleep_until(start + before_s)
         try:
-            killed.update(await asyncio.to_thread(_kill_one, head))
+            while True:
+                before = _retried(service.log)
+                killed = await asyncio.to_thread(_kill_one, head)
+                kills.append(Kill(**killed))
+                await asyncio.sleep(1.0)  # a caught call fails within milliseconds
+                kills[-1].caught = _retried(service.log) - before
+                if kills[-1].caught or len(kills) == MAX_KILLS:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(kills[-1].replaced.wait(), RECOVERY_BOUND_S + 5)
+                if kills[-1].recovered is None:
+                    break
+                await asyncio.sleep(1.0)
         except Exception as exc:  # the load stops; the scenario fails with this
-            killed["failed"] = exc
+            state["failed"] = exc
+        state["done"] = True
 
     async def score(_: int) -> None:
         while time.monotonic() < deadline():
@@ -214,32 +261,27 @@ async def _replica_kill(
             await asyncio.sleep(0.02)
 
     async with load.client(service.url, clients) as http:
-        await asyncio.gather(watch(), kill(), load.workers(clients, score))
-    if "failed" in killed:
-        raise killed["failed"]
+        await asyncio.gather(watch(), kill_until_caught(), load.workers(clients, score))
+    if "failed" in state:
+        raise state["failed"]
 
-    at = killed["killed"]
-    noticed = min((t for t, running in seen if t >= at and killed["actor_id"] not in running),
-                  default=None)  # fmt: skip
     verdict.requests = len(record.outcomes)
     verdict.errors_5xx = sum(non_retriable(o) for o in record.outcomes)
-    if "at" in recovered:
-        verdict.recovery_s = round(recovered["at"] - at, 2)
-    during = record.between(at, recovered.get("at", deadline()))
+    recoveries = [k.recovered - k.at for k in kills if k.recovered is not None]
+    if len(recoveries) == len(kills):
+        verdict.recovery_s = round(max(recoveries), 2)  # the slowest replacement
+    last = kills[-1]
+    during = record.between(last.at, last.recovered or deadline())
     verdict.measured = {
-        "killed_pid": killed["pid"],
+        "kills": [k.summary() for k in kills],
         "statuses": record.statuses(),
-        "during_recovery": Record(during).statuses(),
-        "answered_during_recovery": sum(o.status == 200 for o in during),
-        "controller_noticed_s": None if noticed is None else round(noticed - at, 2),
-        "fewest_running": min((len(r) for t, r in seen if t >= at), default=None),
+        "during_recovery": Record(during).statuses(),  # of the last kill
         "infer_p99_ms": load.p99_ms([o for o in record.outcomes if o.status == 200]),
         "during_recovery_p99_ms": load.p99_ms([o for o in during if o.status == 200]),
-        # pamtalk.serving.ray_backend's line for each micro-batch caught on the dead replica
-        "calls_retried": len(_log_lines(service.log, "lost a replica mid-call")),
+        "calls_retried": _retried(service.log),
     }
-    if not verdict.measured["calls_retried"]:
-        verdict.problems.append("the kill caught no call in flight: not the fault under test")
+    if not any(k.caught for k in kills):
+        verdict.problems.append(f"{len(kills)} kills caught no call in flight: not the fault")
     if not any(o.status == 200 for o in during):
         verdict.problems.append("nothing was answered while the replica was down")
     if any(400 <= o.status < 500 and o.status != 429 for o in record.outcomes):
