@@ -50,7 +50,7 @@ RECOVERY_BOUND_S = 20.0
 HOLD_MS = 200
 ROWS = 40
 # Still, the calls are short on a replica (the next one flushes a batch it does not fit):
-# a kill caught some in three runs of four. One that caught none is followed, once the
+# a kill caught some in four runs of five. One that caught none is followed, once the
 # replica is replaced, by another, up to MAX_KILLS.
 MAX_KILLS = 3
 
