@@ -53,7 +53,12 @@ class TooManyRequests(PamtalkError):
 
 
 class ServiceUnavailable(PamtalkError):
+    """Always retriable: a Retry-After is sent even when the raiser names none."""
+
     status_code, code = 503, "service_unavailable"
+
+    def __init__(self, message: str, *, details: Any = None, headers: dict[str, str] | None = None):
+        super().__init__(message, details=details, headers=headers or {"Retry-After": "1"})
 
 
 class GatewayTimeout(PamtalkError):

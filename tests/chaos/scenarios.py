@@ -305,9 +305,12 @@ async def _redis_loss(service: stack.Stack, redis: RedisProcess, outage: Outage)
          if o.kind == "session" and o.status == 200 and o.began >= back),
         default=None,
     )  # fmt: skip
+    # Sessions need the cache (503 cache_unavailable); logins also wait at most a moment
+    # for a password-hashing slot (503 busy): both documented, both with Retry-After.
     documented = [
         o for o in record.outcomes
-        if o.kind == "session" and o.status == 503 and o.code == "cache_unavailable"
+        if o.kind == "session" and o.status == 503 and o.code in ("cache_unavailable", "busy")
+        and o.retry_after
     ]  # fmt: skip
     failed_keys = [o for o in record.outcomes if o.kind == "api_key" and o.status != 200]
     verdict.requests = len(record.outcomes)
