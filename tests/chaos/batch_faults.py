@@ -43,7 +43,13 @@ if TYPE_CHECKING:  # scenarios.py imports this module to list its scenarios
 
 RUN_DATE = date(2026, 11, 30)
 JOB_BOUND_S = 90.0  # the job ends within this long after the fault, or the verdict fails
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# InternalClientError: a connection whose query the server's shutdown cut mid-way.
+DB_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+)
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,8 @@ class Progress:
                         conn = await asyncpg.connect(self.dsn, timeout=1)
                     await self._poll(conn)
                 except DB_ERRORS:
+                    if conn is not None:
+                        conn.terminate()  # unusable now; a new one next time
                     conn = None  # the database is down: look again next time
                 await asyncio.sleep(0.1)
         finally:
