@@ -15,19 +15,11 @@ import orjson
 
 from pamtalk.api.auth import Principal
 from pamtalk.db.models import Role
+from pamtalk.models.esg.methodology import SOCIAL_PRACTICE_KEYS
 
 PRIVATE_FIELDS = ("address", "latitude", "longitude")
 # The social pillar's inputs: about the people who work on the farm.
-LABOUR_PRACTICES = frozenset(
-    {
-        "workers",
-        "fair_wage",
-        "safety_training",
-        "training_hours_per_worker",
-        "local_employment_share",
-        "accidents_per_year",
-    }
-)
+LABOUR_PRACTICES = frozenset(SOCIAL_PRACTICE_KEYS)
 STAFF = (Role.admin, Role.analyst)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Any
 
 from pamtalk.registry import store
-from pamtalk.serving.deployment import warmup_batches
 from pamtalk.serving.ray_backend import REPLICAS, ReplicaSpec, _self_contained
 from pamtalk.serving.service import fetch
 from pamtalk.settings import Settings
@@ -33,14 +32,4 @@ def build(args: dict[str, str]) -> Any:
 def application(model: str, version: str, settings: Settings) -> Any:
     """The Serve ``Application`` for ``model`` ``version`` (typed Any, as Ray's are)."""
     artifact = fetch(store.connect(settings), settings, model, version)
-    spec = ReplicaSpec(
-        name=artifact.name,
-        version=artifact.version,
-        precision=artifact.precision,
-        device=settings.device,
-        threads=settings.serving_threads,
-        warmup_batches=tuple(warmup_batches(settings)),
-        max_batch_rows=settings.serving_max_batch_size,
-        batch_wait_s=settings.serving_max_wait_ms / 1000,
-    )
-    return REPLICAS.bind(spec, _self_contained(artifact.path))
+    return REPLICAS.bind(ReplicaSpec.of(artifact, settings), _self_contained(artifact.path))

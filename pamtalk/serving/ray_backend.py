@@ -67,6 +67,19 @@ class ReplicaSpec:
     max_batch_rows: int
     batch_wait_s: float
 
+    @classmethod
+    def of(cls, artifact: Artifact, settings: Settings) -> ReplicaSpec:
+        return cls(
+            name=artifact.name,
+            version=artifact.version,
+            precision=artifact.precision,
+            device=settings.device,
+            threads=settings.serving_threads,
+            warmup_batches=tuple(warmup_batches(settings)),
+            max_batch_rows=settings.serving_max_batch_size,
+            batch_wait_s=settings.serving_max_wait_ms / 1000,
+        )
+
 
 def _rows(calls: list[list[np.ndarray]]) -> int:
     return sum(call[0].shape[0] for call in calls)
@@ -211,16 +224,7 @@ class RayBackend:
             log.info("%s is already up on Ray Serve: sharing it", app)
             return serve.get_app_handle(app), False
         s = self.settings
-        spec = ReplicaSpec(
-            name=artifact.name,
-            version=artifact.version,
-            precision=artifact.precision,
-            device=s.device,
-            threads=s.serving_threads,
-            warmup_batches=tuple(warmup_batches(s)),
-            max_batch_rows=s.serving_max_batch_size,
-            batch_wait_s=s.serving_max_wait_ms / 1000,
-        )
+        spec = ReplicaSpec.of(artifact, s)
         scaling = self._scaling(artifact.name, app)
         log.info("deploying %s on Ray Serve: %s", app, scaling)
         replicas = REPLICAS.options(

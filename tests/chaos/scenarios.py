@@ -482,6 +482,20 @@ def _esg_rows(rows: int) -> dict[str, Any]:
     return {"inputs": tensors}
 
 
+async def _infer_esg(
+    http: httpx.AsyncClient, record: Record, service: stack.Stack, versions: list[tuple[float, str]]
+) -> None:
+    """One OIP request to the ESG model; the version that answered, with when, into
+    ``versions``."""
+    outcome, response = await record.send(
+        http, "infer", "POST", "/v2/models/pamtalk-esg/infer",
+        json=_esg_rows(2), headers=service.admin,
+    )  # fmt: skip
+    if outcome.status == 200 and response is not None:
+        versions.append((outcome.ended, response.json()["model_version"]))
+    await asyncio.sleep(0.02)
+
+
 async def _registry_outage(
     service: stack.Stack, server: MlflowServer, promoted: str, watch_s: float, outage: Outage
 ) -> Verdict:
@@ -502,13 +516,7 @@ async def _registry_outage(
         while time.monotonic() < end or not any(v == promoted for _, v in versions):
             if time.monotonic() > end + verdict.recovery_bound_s + 30:
                 return
-            outcome, response = await record.send(
-                http, "infer", "POST", "/v2/models/pamtalk-esg/infer",
-                json=_esg_rows(2), headers=service.admin,
-            )  # fmt: skip
-            if outcome.status == 200 and response is not None:
-                versions.append((outcome.ended, response.json()["model_version"]))
-            await asyncio.sleep(0.02)
+            await _infer_esg(http, record, service, versions)
 
     async with load.client(service.url, outage.clients) as http:
         ready, _, timeline = await asyncio.gather(
@@ -624,13 +632,7 @@ async def _corrupt_version(
         while time.monotonic() < start + 2.0 + seconds + verdict.recovery_bound_s + 10:
             if "good" in moments and any(v == good for _, v in versions):
                 return
-            outcome, response = await record.send(
-                http, "infer", "POST", "/v2/models/pamtalk-esg/infer",
-                json=_esg_rows(2), headers=service.admin,
-            )  # fmt: skip
-            if outcome.status == 200 and response is not None:
-                versions.append((outcome.ended, response.json()["model_version"]))
-            await asyncio.sleep(0.02)
+            await _infer_esg(http, record, service, versions)
 
     async with load.client(service.url, 4) as http:
         await asyncio.gather(load.workers(4, score), promote_both())

@@ -33,6 +33,16 @@ from pamtalk.models.esg import factors as F
 
 # The inputs, named as the API's farm record and its Practices schema name them.
 FARM_KEYS = ("crops", "area_m2", "organic", "certifications")
+# The social pillar's inputs: about the people who work on the farm (private to the owner
+# and staff, see pamtalk/api/farm_view.py).
+SOCIAL_PRACTICE_KEYS = (
+    "workers",
+    "fair_wage",
+    "safety_training",
+    "training_hours_per_worker",
+    "local_employment_share",
+    "accidents_per_year",
+)
 PRACTICE_KEYS = (
     # Environment
     "nitrogen_kg_per_ha",
@@ -47,13 +57,7 @@ PRACTICE_KEYS = (
     "crop_rotation",
     "integrated_pest_management",
     "biodiversity_area_share",
-    # Social
-    "workers",
-    "fair_wage",
-    "safety_training",
-    "training_hours_per_worker",
-    "local_employment_share",
-    "accidents_per_year",
+    *SOCIAL_PRACTICE_KEYS,
     # Governance
     "record_keeping",
     "traceability",
