@@ -3,7 +3,8 @@ champions, and settings that serve from it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +64,25 @@ def new_version(client: MlflowClient, settings: Settings, kind: Kind, work: Path
     """Train and register another tiny version (same seed: the same numbers, a new label)."""
     _, version = publish.train_and_register(client, settings, kind, out_dir=work, tiny=True)
     return version
+
+
+@contextlib.contextmanager
+def local_ray() -> Iterator[None]:
+    """A local Ray of the test's own (RAY_ADDRESS ignored: never someone else's cluster),
+    started as on an external cluster (by the test, not the backend); Serve and Ray are shut
+    down after. Ray is imported here, not at collection: importing ray.serve warns."""
+    import ray
+    from ray import serve
+
+    ray.init(
+        address="local",
+        num_cpus=2,
+        object_store_memory=256 * 1024**2,
+        include_dashboard=False,
+        log_to_driver=False,
+    )
+    try:
+        yield
+    finally:
+        serve.shutdown()  # type: ignore[no-untyped-call]  # ray 2.60 leaves it unannotated
+        ray.shutdown()

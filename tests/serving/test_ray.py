@@ -22,7 +22,7 @@ from pamtalk.errors import TooManyRequests
 from pamtalk.models.contract import DEMAND, ESG
 from pamtalk.serving.service import PredictorService
 from pamtalk.settings import Settings
-from tests.serving.conftest import example
+from tests.serving.conftest import example, local_ray
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Using extra keyword arguments on `Field`"),
@@ -45,19 +45,8 @@ def on_ray(settings: Settings, **update: Any) -> Settings:
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[None]:
     """A local Ray that the tests, not the backend, started (as on an external cluster)."""
-    import ray
-    from ray import serve
-
-    ray.init(
-        address="local",
-        num_cpus=2,
-        object_store_memory=256 * 1024**2,
-        include_dashboard=False,
-        log_to_driver=False,
-    )
-    yield
-    serve.shutdown()
-    ray.shutdown()
+    with local_ray():
+        yield
 
 
 def running(app_name: str) -> int:

@@ -10,6 +10,7 @@ from mlflow import MlflowClient
 
 from pamtalk.registry import promote
 from pamtalk.settings import Settings
+from tests.serving.conftest import local_ray
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Using extra keyword arguments on `Field`"),
@@ -49,7 +50,6 @@ async def test_the_rayservice_config_runs_and_the_api_shares_its_version(
     applies it, on a local Ray: the demand version comes up RUNNING, answers, and the API's
     Ray backend shares it instead of deploying its own. Scaled down for a 2-core box: no GPU,
     a quarter CPU, one replica, no HTTP proxy."""
-    import ray
     import yaml
     from ray import serve
     from ray.serve._private.api import serve_start
@@ -73,14 +73,7 @@ async def test_the_rayservice_config_runs_and_the_api_shares_its_version(
     declared = ServeDeploySchema.model_validate(
         {"proxy_location": "Disabled", "applications": [app]}
     )
-    ray.init(
-        address="local",
-        num_cpus=2,
-        object_store_memory=256 * 1024**2,
-        include_dashboard=False,
-        log_to_driver=False,
-    )
-    try:
+    with local_ray():
         serve_start(proxy_location="Disabled").deploy_apps(declared, _blocking=True)
         name = app_name(DEMAND.registered_name, app["args"]["version"])
         assert serve.status().applications[name].status == "RUNNING"
@@ -93,6 +86,3 @@ async def test_the_rayservice_config_runs_and_the_api_shares_its_version(
         assert owned is False  # found running: shared, not redeployed
         outputs = await handle.remote(example(DEMAND, rows=3))
         assert outputs[0].shape[0] == 3
-    finally:
-        serve.shutdown()
-        ray.shutdown()

@@ -17,7 +17,7 @@ import pytest
 from pamtalk.models.contract import ESG
 from pamtalk.serving.service import PredictorService
 from pamtalk.settings import Settings
-from tests.serving.conftest import example
+from tests.serving.conftest import example, local_ray
 from tests.serving.test_ray import on_ray
 
 pytestmark = [
@@ -33,19 +33,8 @@ HOLD_S = 3.0
 @pytest.fixture
 def ray_cluster() -> Iterator[None]:
     """A local Ray of this test's own (RAY_ADDRESS ignored: never someone else's cluster)."""
-    import ray
-    from ray import serve
-
-    ray.init(
-        address="local",
-        num_cpus=2,
-        object_store_memory=256 * 1024**2,
-        include_dashboard=False,
-        log_to_driver=False,
-    )
-    yield
-    serve.shutdown()  # type: ignore[no-untyped-call]  # ray 2.60 leaves it unannotated
-    ray.shutdown()
+    with local_ray():
+        yield
 
 
 def esg_replicas() -> list[dict[str, Any]]:
