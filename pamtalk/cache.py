@@ -20,6 +20,7 @@ from typing import Protocol, TypeVar
 import orjson
 from prometheus_client import Counter
 from redis import asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from pamtalk.errors import ServiceUnavailable
@@ -131,11 +132,32 @@ class MemoryCache:
             del self._data[next(iter(self._data))]
 
 
+REDIS_TIMEOUT_S = 0.5
+
+
+def redis_pool(
+    url: str, max_connections: int, timeout: float = REDIS_TIMEOUT_S
+) -> aioredis.BlockingConnectionPool:
+    """A bounded pool: past ``max_connections`` a call waits up to ``timeout`` for a free
+    connection. redis-py's default pool has no bound, so every slow spell left the worker
+    holding as many connections as it had calls in flight then, for good (the soak saw it)."""
+    return aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+    )
+
+
+def pool_exhausted(exc: BaseException) -> bool:
+    """No free pooled connection within the wait: Redis is fine, this worker is busy."""
+    return isinstance(exc, RedisConnectionError) and isinstance(exc.__cause__, TimeoutError)
+
+
 class RedisCache:
-    def __init__(self, url: str, *, timeout: float = 0.5, cooldown: float = 2.0) -> None:
-        self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
+    def __init__(self, url: str, *, max_connections: int = 16, cooldown: float = 2.0) -> None:
+        self._redis = aioredis.Redis.from_pool(redis_pool(url, max_connections))  # owns it
         self._cooldown = cooldown
         self._down_until = 0.0
         # Counter bumps (invalidations) that failed during an outage, replayed on recovery so
@@ -152,6 +174,8 @@ class RedisCache:
                 self._missed_incr.discard(key)
             return await op()
         except (RedisError, OSError) as exc:
+            if pool_exhausted(exc):  # this worker is busy, Redis is not down: no breaker
+                raise CacheUnavailable("cache is busy") from exc
             self._down_until = time.monotonic() + self._cooldown
             log.warning("redis unavailable, bypassing for %.1fs: %s", self._cooldown, exc)
             # The idle pooled connections are as dead as this one: dropped now, so that the
@@ -257,15 +281,19 @@ class SingleFlight:
 _flights: weakref.WeakKeyDictionary[Cache, SingleFlight] = weakref.WeakKeyDictionary()
 
 
-def create_cache(redis_url: str | None) -> Cache:
-    return RedisCache(redis_url) if redis_url else MemoryCache()
+def create_cache(redis_url: str | None, max_connections: int = 16) -> Cache:
+    return RedisCache(redis_url, max_connections=max_connections) if redis_url else MemoryCache()
 
 
-def create_security_store(redis_url: str | None, max_entries: int) -> Cache:
+def create_security_store(
+    redis_url: str | None, max_entries: int, max_connections: int = 16
+) -> Cache:
     """Where sessions and login counters live: never the response cache's own store, so that
     cached pages cannot evict them. In-process a store of its own; with Redis, one that must
     not evict (maxmemory-policy noeviction, docs/security.md)."""
-    return RedisCache(redis_url) if redis_url else MemoryCache(max_entries)
+    if redis_url:
+        return RedisCache(redis_url, max_connections=max_connections)
+    return MemoryCache(max_entries)
 
 
 async def cached(

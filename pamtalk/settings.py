@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     # 64 in flight is ~0.3 s of queue, about our p99 target; more only adds waiting.
     max_in_flight: int = Field(default=64, ge=1)
     redis_url: str | None = None
+    # Connections per Redis pool and worker (the cache, the security store and the rate
+    # limits each have one). Calls take well under a millisecond, so a few serve the
+    # worker's whole in-flight cap; past the bound a call waits up to 0.5 s, then counts as
+    # a cache miss.
+    redis_max_connections: int = Field(default=16, ge=1)
     mlflow_tracking_uri: str = "sqlite:///./var/mlflow.db"
     serving_backend: Literal["local", "ray"] = "local"
     celery_broker_url: str | None = None

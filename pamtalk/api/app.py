@@ -51,11 +51,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             engine=engine,
             sessions=create_session_factory(engine),
-            cache=create_cache(settings.redis_url),
+            cache=create_cache(settings.redis_url, settings.redis_max_connections),
             predictor=PredictorService(settings),
             security=create_security_store(
                 settings.security_redis_url or settings.redis_url,
                 settings.security_store_max_entries,
+                settings.redis_max_connections,
             ),
             rate_limits=RateLimits(settings),
             hashing=PasswordHashing(

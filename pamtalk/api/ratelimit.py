@@ -25,13 +25,14 @@ from fastapi import Request
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from redis.asyncio import ConnectionPool
+from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as AsgiScope
 
 from pamtalk.api.errors import error_response
 from pamtalk.api.metrics import RATE_LIMITED
+from pamtalk.cache import pool_exhausted, redis_pool
 from pamtalk.errors import TooManyRequests
 from pamtalk.settings import Settings
 
@@ -43,7 +44,6 @@ AUTH_ROUTES = frozenset({("POST", "/v1/auth/login"), ("POST", "/v1/users")})
 # Model inference has its own bucket: it costs more than a read, and an app that forecasts
 # in bulk must not starve its own reads.
 PREDICTION_PREFIXES = ("/v1/predictions", "/v1/esg")
-REDIS_TIMEOUT_S = 0.5
 REDIS_COOLDOWN_S = 2.0
 
 
@@ -70,12 +70,10 @@ class RateLimits:
             "predictions": parse(settings.rate_limit_predictions),
         }
         url = settings.security_redis_url or settings.redis_url
-        self._pool: ConnectionPool | None = None
+        self._pool: BlockingConnectionPool | None = None
         storage: Storage
         if url:
-            self._pool = ConnectionPool.from_url(
-                url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
-            )
+            self._pool = redis_pool(url, settings.redis_max_connections)
             storage = RedisStorage(
                 f"async+{url}",
                 implementation="redispy",
@@ -98,6 +96,8 @@ class RateLimits:
             allowed = await self._limiter.hit(item, scope, identity)
             stats = await self._limiter.get_window_stats(item, scope, identity)
         except (RedisError, OSError) as exc:
+            if pool_exhausted(exc):  # this worker is busy, Redis is not down
+                return {}
             self._down_until = time.monotonic() + REDIS_COOLDOWN_S
             log.warning("rate limits unavailable (serving without them): %s", exc)
             return {}
