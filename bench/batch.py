@@ -100,7 +100,7 @@ async def end_to_end(
     ctx: BatchContext, kind: jobs.ChunkKind, items: list[object], size: int
 ) -> tuple[float, int]:
     versions = await asyncio.to_thread(champions, ctx.settings)
-    async with ctx.sessions() as session:
+    async with ctx.sessions.write() as session:
         job = await jobs.create(
             session, f"bench-{kind}", RUN_DATE, versions, jobs.split(kind, items, size)
         )
@@ -125,7 +125,7 @@ async def main(args: argparse.Namespace) -> str:
     print(await seed_database(settings, SeedSize(farms=args.farms, transactions=args.transactions)))
     models = await asyncio.to_thread(train_models, settings, work)
     ctx = BatchContext(settings)
-    async with ctx.sessions() as session:
+    async with ctx.sessions.write() as session:
         farms = await jobs.active_farm_ids(session)
     rows: dict[str, dict[str, list[float]]] = {"demand": {}, "esg": {}}
     try:

@@ -140,7 +140,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     await _reset(settings)
     application = create_app(settings)
     async with running(application):
-        async with application.state.pamtalk.sessions() as session:
+        async with application.state.pamtalk.sessions.write() as session:
             await ensure_admin_api_key(session, ADMIN_KEY)
         yield application
 
@@ -175,7 +175,7 @@ def new_actor(app: FastAPI) -> ActorFactory:
     async def make(role: Role) -> Actor:
         email = f"{role}{next(_emails)}@example.kr"
         key = new_api_key()
-        async with app.state.pamtalk.sessions() as session:
+        async with app.state.pamtalk.sessions.write() as session:
             user = User(email=email, name=f"test {role}", role=role, password_hash=_PASSWORD_HASH)
             session.add(user)
             await session.flush()

@@ -41,7 +41,7 @@ def start_background(state: AppState) -> list[asyncio.Task[None]]:
     policy = anchors.Policy.from_settings(settings)
 
     async def anchor() -> None:  # seals anchors on time when no write comes to do it
-        async with state.sessions() as session:  # and hands over those not yet submitted
+        async with state.sessions.write() as session:  # and hands over those not yet submitted
             await handover.settle(session, settings)
 
     tasks = [asyncio.create_task(_every(settings.serving_counters_flush_s, flush, "counter flush"))]

@@ -51,7 +51,12 @@ async def get_hashing(state: StateDep) -> PasswordHashing:
 
 
 async def get_db(state: StateDep) -> AsyncIterator[AsyncSession]:
-    async with state.sessions() as session:
+    async with state.sessions.read() as session:
+        yield session
+
+
+async def get_write_db(state: StateDep) -> AsyncIterator[AsyncSession]:
+    async with state.sessions.write() as session:
         yield session
 
 
@@ -60,7 +65,11 @@ CacheDep = Annotated[Cache, Depends(get_cache)]
 PredictorDep = Annotated[PredictorService, Depends(get_predictor)]
 SecurityStoreDep = Annotated[Cache, Depends(get_security_store)]
 HashingDep = Annotated[PasswordHashing, Depends(get_hashing)]
+# A route reads through DbDep; one that writes declares WriteDbDep for its writes (both if
+# it reads first and may not write): on SQLite only a write session takes the write lock, and
+# a write through DbDep fails (pamtalk/db/session.py). Neither opens a transaction unused.
 DbDep = Annotated[AsyncSession, Depends(get_db)]
+WriteDbDep = Annotated[AsyncSession, Depends(get_write_db)]
 
 
 # Declared as security schemes, so OpenAPI (and /docs' Authorize button) knows both.

@@ -37,7 +37,7 @@ async def refuse_demo_logins(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         if not await conn.run_sync(lambda c: inspect(c).has_table("users")):
             return  # not migrated yet: no accounts at all
-    async with create_session_factory(engine)() as session:
+    async with create_session_factory(engine).read() as session:
         demo = await seed.demo_logins(session)
     if demo:
         shown = ", ".join(demo[:3]) + (f" and {len(demo) - 3} more" if len(demo) > 3 else "")
@@ -74,7 +74,7 @@ async def prepare(state: AppState) -> None:
             head_revision(),
         )
         return
-    async with state.sessions() as session:
+    async with state.sessions.write() as session:
         rotation = await seed.rotate_admin_api_key(session, key)
     if not rotation.usable:
         log.error(

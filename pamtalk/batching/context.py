@@ -99,7 +99,7 @@ class BatchContext:
 
     async def plan_nightly(self, run_date: date, created_by: int | None = None) -> BatchJob:
         versions = await asyncio.to_thread(champions, self.settings)
-        async with self.sessions() as session:
+        async with self.sessions.write() as session:
             await self._admit(session, created_by, jobs.NIGHTLY, run_date)
             farms = await jobs.active_farm_ids(session)
             chunks = jobs.split(
@@ -115,7 +115,7 @@ class BatchContext:
         created_by: int | None = None,
     ) -> BatchJob:
         versions = await asyncio.to_thread(champions, self.settings)
-        async with self.sessions() as session:
+        async with self.sessions.write() as session:
             await self._admit(session, created_by, kind, item)
             chunk = jobs.ChunkPlan(kind, [item])
             return await jobs.create(session, kind, run_date, versions, [chunk], created_by)
@@ -163,13 +163,13 @@ class BatchContext:
         """Score one chunk; returns the rows written. Versions pinned for jobs that have
         ended since are let go first, and this job's once it has ended."""
         await self._release_ended()
-        async with self.sessions() as session:
+        async with self.sessions.write() as session:
             written = await score.run_chunk(session, self.service, job_id, index)
         await self._release_ended()
         return written
 
     async def fail(self, job_id: int, index: int, reason: str) -> None:
-        async with self.sessions() as session:
+        async with self.sessions.write() as session:
             await jobs.fail_chunk(session, job_id, index, reason)
         await self._release_ended()
 
@@ -213,7 +213,7 @@ class BatchContext:
         holders = {score.job_of(holder): holder for holder in self.service.holders()}
         if not holders:
             return
-        async with self.sessions() as session:
+        async with self.sessions.read() as session:
             ended = await jobs.ended(session, list(holders))
         for job_id in ended:
             await self.service.release(holders[job_id])
@@ -221,17 +221,17 @@ class BatchContext:
     # -- reading and repair ----------------------------------------------------------------
 
     async def status(self, job_id: int) -> BatchJob:
-        async with self.sessions() as session:
+        async with self.sessions.read() as session:
             return await jobs.get(session, job_id)
 
     async def chunks(self, job_id: int, unfinished: bool = False) -> list[tuple[int, str]]:
-        async with self.sessions() as session:
+        async with self.sessions.read() as session:
             return await jobs.chunks(session, job_id, unfinished)
 
     async def reopen(self, job_id: int) -> list[tuple[int, str]]:
-        async with self.sessions() as session:
+        async with self.sessions.write() as session:
             return await jobs.reopen(session, job_id)
 
     async def stalled(self, idle: timedelta) -> list[int]:
-        async with self.sessions() as session:
+        async with self.sessions.write() as session:
             return await jobs.stalled(session, idle)

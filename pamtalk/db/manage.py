@@ -19,7 +19,7 @@ async def open_session(settings: Settings) -> AsyncIterator[AsyncSession]:
     # CLI chores (seeding, backfills) may rightly run long statements.
     engine = create_engine(settings, statement_timeout=False)
     try:
-        async with create_session_factory(engine)() as session:
+        async with create_session_factory(engine).write() as session:
             yield session
     finally:
         await engine.dispose()

@@ -29,7 +29,7 @@ def register(celery: Celery, settings: Settings) -> None:
     @celery.task(name=SUBMIT_TASK, bind=True, max_retries=RETRIES, shared=False)
     def submit_anchor(self: Task, anchor_id: int) -> bool:
         async def submit(engine: AsyncEngine) -> bool:
-            async with create_session_factory(engine)() as session:
+            async with create_session_factory(engine).write() as session:
                 return await anchors.submit_one(session, anchor_id)
 
         try:

@@ -108,7 +108,7 @@ async def _claim(sessions: SessionFactory, now: datetime, only: Only) -> list[Cl
         query = query.where(WebhookDelivery.event_id == only.event_id)
     if not only.take_over:
         query = query.where(WebhookDelivery.next_attempt_at <= now)
-    async with sessions() as session:
+    async with sessions.write() as session:
         due = (await session.execute(query)).all()
         for delivery, hook in due:
             # Conditional on the time it was due: of two claimants, one wins.
@@ -154,7 +154,7 @@ async def _update(sessions: SessionFactory, claim: Claim, values: dict[str, obje
     """Record an attempt, if the claim still holds: a sender slower than its lease has lost
     the delivery to another, whose record counts (the receiver may get it twice, same id)."""
     delivery, _, until = claim
-    async with sessions() as session:
+    async with sessions.write() as session:
         await session.execute(
             update(WebhookDelivery)
             .where(

@@ -68,7 +68,7 @@ def model_event_subscriber(sessions: SessionFactory) -> Subscriber:
             "reason": event.reason,
             "model_event_id": event.id,
         }
-        async with sessions() as session:
+        async with sessions.write() as session:
             # The id derives from the model event's, so the event is one event however often
             # this runs for it.
             event_id = str(uuid.uuid5(_MODEL_EVENTS, str(event.id)))

@@ -121,7 +121,7 @@ async def _fan_out(session: AsyncSession, event: OutboxEvent, now: datetime) -> 
 
 async def publish(sessions: SessionFactory, now: Callable[[], datetime] = utcnow) -> int:
     """Publish one batch of unpublished events, oldest first; how many were published."""
-    async with sessions() as session:
+    async with sessions.write() as session:
         pending = await _unpublished(session)
         moment = now()
         for event in pending:
@@ -139,7 +139,7 @@ async def publish_to_queue(
     are marked published after the broker has taken every message, in the transaction that
     holds their rows: a broker that refuses one (BrokerUnavailable) leaves the batch
     unpublished, to be sent again, same ids, next time."""
-    async with sessions() as session:
+    async with sessions.write() as session:
         pending = await _unpublished(session)
         await publisher.send(EVENT_TASK, [[event.id] for event in pending])
         await _mark_published(session, pending, now())
@@ -152,7 +152,7 @@ async def fan_out_event(
 ) -> bool:
     """A worker's part of publishing: the event's notifications and deliveries, in one
     transaction; doing it again adds nothing. False if there is no such event."""
-    async with sessions() as session:
+    async with sessions.write() as session:
         event = await session.get(OutboxEvent, event_id)
         if event is None:
             return False
@@ -163,7 +163,7 @@ async def fan_out_event(
 
 async def any_due(sessions: SessionFactory, now: Callable[[], datetime] = utcnow) -> bool:
     """Whether a delivery is due: a retry, or one whose sender died past its lease."""
-    async with sessions() as session:
+    async with sessions.read() as session:
         found = await session.scalar(
             select(WebhookDelivery.id)
             .where(
@@ -218,7 +218,7 @@ async def prune(sessions: SessionFactory, now: Callable[[], datetime] = utcnow) 
         delete(Notification).where(Notification.read_at < moment - KEEP_READ),
     ]
     gone = 0
-    async with sessions() as session:
+    async with sessions.write() as session:
         for statement in statements:
             result = await session.execute(statement.execution_options(synchronize_session=False))
             gone += result.rowcount  # type: ignore[attr-defined]

@@ -48,7 +48,7 @@ async def publish(
     reason: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> ModelEvent:
-    async with sessions() as session:
+    async with sessions.write() as session:
         event = ModelEvent(
             model=model,
             action=action,

@@ -62,7 +62,7 @@ class Plan:
 
 
 async def _figures(sessions: SessionFactory, model: str, *versions: str) -> dict[str, Any]:
-    async with sessions() as session:
+    async with sessions.read() as session:
         return {v: await live.totals(session, model, v) for v in versions}
 
 
@@ -79,7 +79,7 @@ async def start(
         raise Conflict(f"{name} has no champion to roll {version} out against")
     if current.champion == str(version):
         raise Conflict(f"{name} version {version} is already the champion")
-    async with sessions() as session:
+    async with sessions.read() as session:
         going = await session.scalar(
             select(Rollout.id).where(Rollout.model == name, Rollout.state.in_(ACTIVE))
         )
@@ -89,7 +89,7 @@ async def start(
         client, sessions, name, version, plan.steps[0], plan.shadow, actor, reason="rollout"
     )
     start_figures = await _figures(sessions, name, current.champion, str(version))
-    async with sessions() as session:
+    async with sessions.write() as session:
         rollout = Rollout(
             model=name,
             version=str(version),
@@ -124,7 +124,7 @@ def _reading(percent: int, figures: dict[str, Any]) -> dict[str, Any]:
 
 
 async def get(sessions: SessionFactory, name: str, rollout_id: int) -> Rollout:
-    async with sessions() as session:
+    async with sessions.read() as session:
         found = await session.get(Rollout, rollout_id)
     if found is None or found.model != name:
         raise NotFound(f"{name} has no rollout {rollout_id}")
@@ -132,7 +132,7 @@ async def get(sessions: SessionFactory, name: str, rollout_id: int) -> Rollout:
 
 
 async def listed(sessions: SessionFactory, name: str) -> list[Rollout]:
-    async with sessions() as session:
+    async with sessions.read() as session:
         found = await session.scalars(
             select(Rollout).where(Rollout.model == name).order_by(Rollout.id.desc()).limit(50)
         )
@@ -142,7 +142,7 @@ async def listed(sessions: SessionFactory, name: str) -> list[Rollout]:
 async def _transition(sessions: SessionFactory, rollout: Rollout, **values: Any) -> bool:
     """Move ``rollout`` from the (state, step) it was read in; False if another driver (or
     user) moved it first."""
-    async with sessions() as session:
+    async with sessions.write() as session:
         done = await session.execute(
             update(Rollout)
             .where(
@@ -202,7 +202,7 @@ async def abort(
 async def tick(client: MlflowClient, sessions: SessionFactory, now: datetime | None = None) -> None:
     """Judge every running rollout once: roll back on a failing gate, advance a step whose
     time is up with enough requests, promote after the last."""
-    async with sessions() as session:
+    async with sessions.read() as session:
         running = list(
             await session.scalars(select(Rollout).where(Rollout.state == RolloutState.running))
         )

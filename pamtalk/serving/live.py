@@ -68,7 +68,7 @@ class LiveCounters:
         if not rows:
             return
         try:
-            async with sessions() as session:
+            async with sessions.write() as session:
                 stmt = insert_for(session, ServingCounter).values(rows)
                 await session.execute(
                     stmt.on_conflict_do_update(

@@ -119,6 +119,7 @@ async def score_farm(
     cache: Cache,
     ttl: int,
     db: AsyncSession,
+    record: AsyncSession,
     *,
     farm_id: int,
     key: str | None,
@@ -127,7 +128,8 @@ async def score_farm(
     """Score a stored farm. For a caller ``privileged`` for the farm's owner id (the owner,
     admins, analysts) the result is recorded as an assessment; anyone else gets the score
     unrecorded (``"stored": false``) and without the social pillar's breakdown, whose
-    values are the farm's labour practices."""
+    values are the farm's labour practices. The farm is read in ``db`` (a read session), the
+    assessment written in ``record`` (a write session), which is left unused otherwise."""
     farm = await db.get(Farm, farm_id)
     if farm is None or farm.status == FarmStatus.deleted:
         raise NotFound(f"farm {farm_id} not found")
@@ -150,6 +152,6 @@ async def score_farm(
         model_name=result["model"],
         model_version=result["version"],
     )
-    db.add(assessment)
-    await db.commit()
+    record.add(assessment)
+    await record.commit()
     return result | {"farm_id": farm_id, "assessment_id": assessment.id, "stored": True}

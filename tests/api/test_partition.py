@@ -42,7 +42,7 @@ async def partitionable(
             )
         )
         async with running(app):
-            async with app.state.pamtalk.sessions() as session:
+            async with app.state.pamtalk.sessions.write() as session:
                 await ensure_admin_api_key(session, ADMIN_KEY)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(

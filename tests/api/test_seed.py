@@ -12,7 +12,7 @@ from pamtalk.domain import KST
 
 
 async def test_seed_makes_consistent_seasonal_data(app: FastAPI) -> None:
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         assert await is_empty(session)
         counts = await seed(
             session,

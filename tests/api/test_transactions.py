@@ -22,7 +22,7 @@ def tx_body(farm: dict[str, Any], **overrides: Any) -> dict[str, Any]:
 
 
 async def count_rows(app: FastAPI) -> int:
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         return int(await session.scalar(select(func.count()).select_from(Transaction)) or 0)
 
 
@@ -44,7 +44,7 @@ async def test_server_computes_total_and_updates_daily_demand(
     assert tx["region"] == "jeju" and tx["buyer_id"] == buyer.id
 
     await client.post("/v1/transactions", json=tx_body(farm, quantity_kg=1), headers=buyer.headers)
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         rows = list(await session.scalars(select(DemandDaily)))
     assert len(rows) == 1
     assert (rows[0].crop, rows[0].region) == ("tangerine", "jeju")
@@ -89,7 +89,7 @@ async def test_concurrent_retries_make_one_transaction(
     assert different.json()["error"]["code"] == "conflict"
     assert await count_rows(app) == 1
 
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         demand = await session.scalar(select(DemandDaily.transactions))
     assert demand == 1  # the aggregate counted it once
 

@@ -34,7 +34,7 @@ BAD_FARMS: list[tuple[str, dict[str, Any]]] = [
 
 
 async def farm_count(app: FastAPI) -> int:
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         return int(await session.scalar(select(func.count()).select_from(Farm)) or 0)
 
 
@@ -105,7 +105,7 @@ async def test_bad_transaction_input(
     }
     response = await post_raw(client, "/v1/transactions", body, actors[Role.buyer])
     assert_error_shape(response, 422)
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         assert await session.scalar(select(func.count()).select_from(Transaction)) == 0
 
 

@@ -126,11 +126,11 @@ class Database:
     engine: AsyncEngine
 
     async def job(self, job_id: int) -> BatchJob:
-        async with create_session_factory(self.engine)() as session:
+        async with create_session_factory(self.engine).write() as session:
             return await jobs.get(session, job_id)
 
     async def chunks(self, job_id: int) -> list[BatchChunk]:
-        async with create_session_factory(self.engine)() as session:
+        async with create_session_factory(self.engine).write() as session:
             found = await session.scalars(
                 select(BatchChunk).where(BatchChunk.job_id == job_id).order_by(BatchChunk.index)
             )

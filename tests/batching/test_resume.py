@@ -36,7 +36,7 @@ async def test_a_failed_job_resumes_to_exact_counts(
     ctx = BatchContext(settings)
     try:
         job = await ctx.plan_nightly(RUN_DATE)
-        async with ctx.sessions() as session:  # pin a version that does not exist
+        async with ctx.sessions.write() as session:  # pin a version that does not exist
             await session.execute(
                 update(BatchJob)
                 .where(BatchJob.id == job.id)
@@ -47,7 +47,7 @@ async def test_a_failed_job_resumes_to_exact_counts(
         assert failed.status == JobStatus.failed and "999" in (failed.error or "")
         assert failed.chunks_done == failed.chunks_total - 1  # the demand chunks are done
 
-        async with ctx.sessions() as session:
+        async with ctx.sessions.write() as session:
             assert await jobs.stalled(session, timedelta(0)) == []  # failed: not stalled
             await session.execute(
                 update(BatchJob)
@@ -72,7 +72,7 @@ async def test_a_failed_job_resumes_to_exact_counts(
     try:
         done = await ctx.status(job.id)
         assert done.status == JobStatus.completed and done.chunks_done == done.chunks_total
-        async with ctx.sessions() as session:
+        async with ctx.sessions.write() as session:
             forecasts = await session.scalar(select(func.count()).select_from(DemandForecast))
         assert forecasts == 510 * 28
         assert done.rows_written == forecasts + 10

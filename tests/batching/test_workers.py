@@ -189,7 +189,7 @@ async def finish(
 
 async def _pin(database: Database, job_id: int, name: str, version: str) -> None:
     """Make a planned job pin a version of ``name`` that the registry does not have."""
-    async with create_session_factory(database.engine)() as session:
+    async with create_session_factory(database.engine).write() as session:
         job = await session.get(BatchJob, job_id)
         assert job is not None
         versions = dict(job.params["versions"])

@@ -87,6 +87,7 @@ def test_serves_a_forecast_from_a_registry_trained_elsewhere(
         (["serve"], {"PAMTALK_SERVING_BACKEND": "ray"}, "ray"),
         (["scale", "pamtalk-esg", "--replicas", "2"], {}, "ray"),
         (["loadtest", "--scenario", "basic"], {}, "loadtest"),
+        (["serve"], {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}, "tracing"),
     ],
 )
 def test_a_feature_of_a_missing_extra_names_it(

@@ -15,6 +15,8 @@ import sys
 # The extras' top-level modules (pamtalk.extras.EXTRAS): None in sys.modules makes their
 # import fail with ModuleNotFoundError, as when they are not installed.
 BLOCKED = ("torch", "onnxscript", "matplotlib", "ray", "celery", "kombu", "locust", "gevent")
+# The tracing extra's exporters and instrumentations (the API and the SDK come with the base).
+BLOCKED += ("opentelemetry.exporter.otlp", "opentelemetry.instrumentation")
 # What the full MLflow adds to mlflow-skinny (its server and flavours' dependencies): the
 # base package has the client only.
 MLFLOW_SERVER = ("flask", "gunicorn", "graphene", "sklearn", "scipy", "pyarrow", "docker")

@@ -46,7 +46,7 @@ async def sales(
 
 
 async def check(app: FastAPI, start: int = 1) -> verify.Report:
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         return await verify.verify(session, start)
 
 

@@ -16,7 +16,7 @@ from tests.ledger.conftest import check, sales
 
 
 async def anchored(app: FastAPI) -> list[tuple[int, int, str | None]]:
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         rows = await session.scalars(select(LedgerAnchor).order_by(LedgerAnchor.first))
         return [(a.first, a.last, (a.receipt or {}).get("sink")) for a in rows]
 

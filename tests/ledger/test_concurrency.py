@@ -23,7 +23,7 @@ async def test_50_concurrent_creations_leave_a_gapless_chain(
     report = await check(app)
     assert report.ok, report.problem
     assert report.entries == 50 and report.anchors == 50 // ANCHOR_EVERY
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         entries = (await session.execute(select(LedgerEntry).order_by(LedgerEntry.seq))).all()
         anchors = list(await session.scalars(select(LedgerAnchor).order_by(LedgerAnchor.first)))
     assert [entry.seq for (entry,) in entries] == list(range(1, 51))

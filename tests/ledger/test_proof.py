@@ -52,7 +52,7 @@ async def test_not_anchored_yet_then_anchored_when_overdue(
     assert response.status_code == 409
     error = response.json()["error"]
     assert error["code"] == "not_anchored" and error["details"] == {"position": 7}
-    async with app.state.pamtalk.sessions() as session:  # the oldest pending entry ages
+    async with app.state.pamtalk.sessions.write() as session:  # the oldest pending entry ages
         await session.execute(
             update(LedgerHead).values(pending_since=datetime(2020, 1, 1, tzinfo=UTC))
         )

@@ -22,7 +22,7 @@ async def test_seeded_transactions_are_ledgered_and_appends_follow_on(
     report = await check(app)
     assert report.ok and (report.entries, report.anchors) == (23, 23 // ANCHOR_EVERY)
 
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         farm_id, crop = (await session.execute(select(FarmCrop.farm_id, FarmCrop.crop))).first()
         owner = await session.scalar(select(User).join(Farm).where(Farm.id == farm_id))
         head = await session.get(LedgerHead, 1)

@@ -15,14 +15,14 @@ from tests.ledger.conftest import check, pamtalk, sales
 
 
 async def sql(app: FastAPI, *statements: str) -> None:
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         for statement in statements:
             await session.execute(text(statement))
         await session.commit()
 
 
 async def entry(app: FastAPI, seq: int) -> tuple[int, str]:
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         row = (
             await session.execute(
                 text("SELECT transaction_id, hash FROM ledger_entries WHERE seq = :s"), {"s": seq}
@@ -62,7 +62,7 @@ async def test_an_altered_entry_hash_and_a_recomputed_chain_break_the_anchor(
     await sql(app, f"UPDATE transactions SET quantity_g = 1 WHERE id = {txs[1]['id']}")
     # A thorough forger re-hashes every entry from the altered one to the head: the chain
     # holds again, but the anchor over entries 1..5 does not.
-    async with app.state.pamtalk.sessions() as session:  # one session: SQLite has one writer
+    async with app.state.pamtalk.sessions.write() as session:  # one session: SQLite has one writer
         rows = (
             await session.execute(
                 text("SELECT seq, transaction_id, hash FROM ledger_entries ORDER BY seq")
@@ -134,7 +134,7 @@ async def test_an_inserted_entry(
         "UPDATE ledger_head SET seq = seq + 1",
     )
     _, prev = await entry(app, 5)
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         await session.execute(
             text(
                 "INSERT INTO transactions (farm_id, buyer_id, crop, region, quantity_g, "

@@ -49,7 +49,7 @@ def workers(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 async def receipts(app: FastAPI) -> list[dict[str, Any] | None]:
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         found = await session.scalars(select(LedgerAnchor.receipt).order_by(LedgerAnchor.first))
         return list(found)
 
@@ -84,7 +84,7 @@ async def test_anchors_sealed_while_the_broker_is_down_are_sent_by_a_later_settl
     await sales(client, actors, ANCHOR_EVERY)  # sealed; sending it fails, the sale does not
     assert await receipts(app) == [None]
     await workers.ready()
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         up = broker_settings(settings)
         assert await handover.settle(session, up) == (None, 1)  # nothing new sealed, 1 sent
 

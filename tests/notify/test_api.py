@@ -53,7 +53,7 @@ async def test_notification_write_route_by_role(
     owner = await new_actor(Role.farmer)
     body = {"url": "http://127.0.0.1:9/hook", "events": ["transaction.created"]}
     hook = (await client.post("/v1/webhooks", json=body, headers=owner.headers)).json()
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         event = OutboxEvent.new("farm.suspended", {}, users=(owner.id,))
         note = Notification(user_id=owner.id, event_id=event.id, type=event.type, payload={})
         session.add(note)

@@ -37,7 +37,7 @@ def test_models_commands_write_model_events_to_the_outbox(
 
     async def written() -> list[OutboxEvent]:
         engine = create_engine(Settings(database_url=url))
-        async with create_session_factory(engine)() as session:
+        async with create_session_factory(engine).write() as session:
             found = list(await session.scalars(select(OutboxEvent)))
         await engine.dispose()
         return found

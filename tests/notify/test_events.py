@@ -16,12 +16,12 @@ from tests.conftest import Actor, create_farm
 
 
 async def outbox(app: FastAPI) -> list[OutboxEvent]:
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         return list(await session.scalars(select(OutboxEvent).order_by(OutboxEvent.created_at)))
 
 
 async def inbox(app: FastAPI, user: Actor) -> list[str]:
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         query = select(Notification.type).where(Notification.user_id == user.id)
         return sorted(await session.scalars(query))
 
@@ -48,7 +48,7 @@ async def test_farm_suspension_tells_the_owner_once(
 async def test_a_completed_batch_tells_admins_and_analysts(
     app: FastAPI, actors: dict[Role, Actor]
 ) -> None:
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         job = BatchJob(kind="esg", status=JobStatus.running, chunks_total=2)
         session.add(job)
         await session.flush()

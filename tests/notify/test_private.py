@@ -74,7 +74,7 @@ async def test_delivery_refuses_a_private_address_too(
     """A webhook whose address is private by delivery time (registered while allowed, or a
     name that resolves elsewhere now) is not sent to: the attempt fails and is retried."""
     farmer = actors[Role.farmer]
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         sealed = webhooks.secret_box(app.state.pamtalk.settings).seal("s")
         hook = Webhook(
             user_id=farmer.id, url=receiver.url, events=["farm.suspended"], secret_encrypted=sealed
@@ -88,7 +88,7 @@ async def test_delivery_refuses_a_private_address_too(
     assert patched.status_code == 200, patched.text
     assert await drive(app) == 1
     assert receiver.requests == []
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         row = (await session.scalars(select(WebhookDelivery))).one()
     assert row.status == "pending" and row.attempts == 1
     assert row.last_error and "PAMTALK_WEBHOOK_ALLOW_PRIVATE" in row.last_error

@@ -48,7 +48,7 @@ async def test_publishing_killed_mid_batch_publishes_everything_once_later(
     sessions = app.state.pamtalk.sessions
     with pytest.raises(asyncio.CancelledError):
         await relay.publish(sessions)
-    async with sessions() as session:
+    async with sessions.write() as session:
         assert await session.scalar(select(func.count()).select_from(Notification)) == 0
         unpublished = OutboxEvent.published_at.is_(None)
         assert await session.scalar(select(func.count()).where(unpublished)) == 6
@@ -56,7 +56,7 @@ async def test_publishing_killed_mid_batch_publishes_everything_once_later(
     monkeypatch.setattr(relay, "_fan_out", fan_out)
     assert await relay.publish_all(sessions) == 6
     assert await relay.publish_all(sessions) == 0
-    async with sessions() as session:
+    async with sessions.write() as session:
         events = set(await session.scalars(select(OutboxEvent.id)))
         notes = list(await session.scalars(select(Notification)))
     assert sorted(n.event_id for n in notes) == sorted(events)
@@ -92,7 +92,7 @@ async def test_delivery_killed_mid_batch_loses_nothing(
     assert {r.event["data"]["id"] for r in receiver.requests} == {tx["id"] for tx in bought}
     assert len(seen) == 10  # every event, none lost
     assert seen[held] == 2  # the one in flight when the sender died: sent again, same id
-    async with state.sessions() as session:
+    async with state.sessions.write() as session:
         statuses = list(await session.scalars(select(WebhookDelivery.status)))
     assert statuses == [DeliveryStatus.delivered] * 10
 
@@ -116,7 +116,7 @@ async def test_a_sender_slower_than_its_lease_loses_the_delivery(
         assert await delivery.deliver_due(state.sessions, b, later) == 1
         receiver.release.set()
         assert await slow == 1
-    async with state.sessions() as session:
+    async with state.sessions.write() as session:
         row = (await session.scalars(select(WebhookDelivery))).one()
     assert row.status == DeliveryStatus.delivered and row.attempts == 1
     assert [r.event["id"] for r in receiver.requests] == [row.event_id] * 2
@@ -131,13 +131,13 @@ async def test_prune_keeps_what_is_pending_or_recent(
     sessions = app.state.pamtalk.sessions
     await drive(app)  # both published, notified and delivered
     await purchases(client, actors, 1)  # one more, never published
-    async with sessions() as session:
+    async with sessions.write() as session:
         note = (await session.scalars(select(Notification).limit(1))).one()
     read = await client.post(f"/v1/notifications/{note.id}/read", headers=farmer.headers)
     assert read.status_code == 200
 
     async def counts() -> list[int]:
-        async with sessions() as session:
+        async with sessions.write() as session:
             tables = (OutboxEvent, WebhookDelivery, Notification)
             return [
                 int(await session.scalar(select(func.count()).select_from(t)) or 0) for t in tables

@@ -69,7 +69,7 @@ async def test_a_new_secret_key_reads_old_secrets_only_with_the_previous_one(
     async with delivery.Sender(rotated) as sender:
         assert await delivery.deliver_due(state.sessions, sender) == 1
     assert receiver.requests == []  # nothing signed with a secret it could not read
-    async with state.sessions() as session:
+    async with state.sessions.write() as session:
         row = (await session.scalars(select(WebhookDelivery))).one()
     assert row.status == DeliveryStatus.pending and row.attempts == 1
     assert row.last_error and "PAMTALK_SECRET_KEY_PREVIOUS" in row.last_error

@@ -77,7 +77,7 @@ async def test_backoff_then_dead_letter_after_24_hours(
     waits: list[timedelta] = []
     while True:
         assert await drive(app, clock) == 1
-        async with app.state.pamtalk.sessions() as session:
+        async with app.state.pamtalk.sessions.write() as session:
             row = (await session.scalars(select(WebhookDelivery))).one()
         if row.status != DeliveryStatus.pending:
             break
@@ -134,6 +134,6 @@ async def test_a_deleted_webhook_gets_nothing_more(
     await drive(app)
     assert receiver.requests == []
     assert (await client.get("/v1/webhooks", headers=farmer.headers)).json() == []
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         [row] = (await session.scalars(select(WebhookDelivery))).all()
     assert row.status == DeliveryStatus.dead and row.last_error == "webhook deleted"

@@ -66,7 +66,7 @@ async def sales(
 
 
 async def delivered(app: FastAPI) -> int:
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         done = WebhookDelivery.status == DeliveryStatus.delivered
         return int(await session.scalar(select(func.count()).where(done)) or 0)
 
@@ -94,7 +94,7 @@ async def test_events_sent_to_the_queue_are_delivered_by_a_worker(
         verify(hook["secret"], r.headers["X-Pamtalk-Signature"], r.body) for r in receiver.requests
     ]
     assert sorted(e["data"]["id"] for e in events) == sorted(tx["id"] for tx in bought)
-    async with sessions() as session:
+    async with sessions.write() as session:
         ids = set(await session.scalars(select(OutboxEvent.id)))
         notes = list(await session.scalars(select(Notification.event_id)))
     assert {e["id"] for e in events} == ids and sorted(notes) == sorted(ids)  # in-app too
@@ -107,7 +107,7 @@ async def test_a_broker_that_is_down_leaves_events_unpublished(
     down = Settings(celery_broker_url="amqp://guest:guest@127.0.0.1:1//")
     with pytest.raises(queues.BrokerUnavailable):
         await relay.publish_to_queue(app.state.pamtalk.sessions, queues.Publisher(down))
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         unpublished = OutboxEvent.published_at.is_(None)
         assert await session.scalar(select(func.count()).where(unpublished)) == 2
 

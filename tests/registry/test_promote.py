@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -8,9 +9,16 @@ import pytest
 from mlflow import MlflowClient
 
 from pamtalk.errors import Conflict, NotFound
-from pamtalk.models.contract import ESG, TensorSpec
+from pamtalk.models.contract import DEMAND, ESG, TensorSpec
 from pamtalk.registry import promote
-from pamtalk.registry.gates import GatePolicy, Review, first_failure, incomparable, metric
+from pamtalk.registry.gates import (
+    GatePolicy,
+    Review,
+    best_peer,
+    first_failure,
+    incomparable,
+    metric,
+)
 from tests.registry.conftest import Register, TinyEsg
 
 NAME = "pamtalk-esg"
@@ -114,3 +122,36 @@ def test_metrics_of_other_evaluation_data_are_not_compared() -> None:
     same = dataclasses.replace(review, champion_fingerprint="a" * 64)
     assert incomparable(same) is None
     assert "worse than the champion" in (metric(same, GatePolicy()) or "")
+
+
+def demand_review(mase: float, **peers: float) -> Review:
+    return Review(
+        contract=DEMAND,
+        onnx_path=Path("unused.onnx"),
+        metrics={"mase": mase, **{f"{peer}_mase": value for peer, value in peers.items()}},
+        champion_metrics=None,
+    )
+
+
+def test_metric_gate_refuses_a_model_worse_than_its_runs_best_peer() -> None:
+    """Peers fitted in the same run on the same windows: the best one (lowest MASE) sets the
+    bar, even for the first champion."""
+    worse = demand_review(1.40, autoets=1.70, autotheta=1.73, lightgbm=1.35)
+    reason = metric(worse, GatePolicy()) or ""
+    assert "worse than the best peer of its own run, lightgbm (1.3500" in reason
+    assert "3.7%" in reason
+    assert metric(worse, GatePolicy(peer_tolerance=0.05)) is None
+    assert best_peer(worse) == ("lightgbm", 1.35)
+
+    better = demand_review(1.34, autoets=1.70, autotheta=1.73, lightgbm=1.35)
+    assert metric(better, GatePolicy()) is None
+
+
+def test_metric_gate_without_peer_scores_judges_as_before() -> None:
+    """A run whose peers were skipped (no 'forecast' extra: NaN) or that predates them."""
+    skipped = demand_review(1.9, autoets=math.nan, autotheta=math.nan, lightgbm=math.nan)
+    assert best_peer(skipped) is None and metric(skipped, GatePolicy()) is None
+    assert metric(demand_review(1.9), GatePolicy()) is None
+    # One peer scored, the others not: that one is the bar.
+    one = demand_review(1.9, autoets=1.8, autotheta=math.nan)
+    assert "autoets (1.8000" in (metric(one, GatePolicy()) or "")

@@ -85,7 +85,7 @@ async def _caller(caller: str, owner: Actor, new_actor: ActorFactory) -> dict[st
 
 
 async def _assessments(app: FastAPI) -> int:
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         return int(await session.scalar(select(func.count()).select_from(EsgAssessment)) or 0)
 
 
@@ -249,7 +249,7 @@ async def test_in_process_jobs_run_at_most_the_cap_at_once(
         assert started.status_code == 202, started.text
         ids.append(started.json()["id"])
     await app.state.pamtalk.close_jobs()
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         jobs = list(await session.scalars(select(BatchJob).where(BatchJob.id.in_(ids))))
     assert all(job.status == JobStatus.completed for job in jobs)
     edges = sorted(
@@ -285,7 +285,7 @@ async def test_sign_up_does_not_tell_whether_an_email_is_registered(
     assert new.json()["message"] == again.json()["message"]
     assert again.json()["email"] == taken
     # The existing account is unchanged: its password, name and role stand.
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         user = await session.scalar(select(User).where(User.email == taken))
         assert user is not None and user.role == Role.farmer and user.name != "사칭"
     wrong = await client.post("/v1/auth/login", json={"email": taken, "password": "other-pass"})

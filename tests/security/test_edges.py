@@ -141,7 +141,7 @@ async def test_a_failed_jobs_reason_stays_with_the_operators(
     app: FastAPI, client: httpx.AsyncClient, actors: dict[Role, Actor]
 ) -> None:
     buyer = actors[Role.buyer]
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         chunk = jobs.ChunkPlan("demand", ["cabbage:jeju"])
         job = await jobs.create(session, "demand", utcnow().date(), {}, [chunk], buyer.id)
         await jobs.fail_chunk(session, job.id, 0, f"OperationalError: {SECRET_TEXT}")

@@ -138,7 +138,7 @@ def test_serve_refuses_a_database_with_demo_logins(tmp_path: Path) -> None:
 async def test_prod_refuses_demo_logins_until_their_passwords_are_gone(
     app: FastAPI, settings: Settings
 ) -> None:
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         await seed.seed(session, TINY_SEED)
     with pytest.raises(UnsafeProdSetup) as refused:
         async with serving(prod(settings)):
@@ -149,7 +149,7 @@ async def test_prod_refuses_demo_logins_until_their_passwords_are_gone(
         message
     )
     fix = message.split("take the demo passwords away: ")[1]
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         await session.execute(text(fix))
         await session.commit()
     async with serving(prod(settings)) as client:
@@ -206,7 +206,7 @@ async def test_key_listings_show_at_most_four_secret_characters(
     listed = await client.get("/v1/auth/api-keys", headers=admin)
     prefixes = [item["prefix"] for item in listed.json()]
     assert prefixes == [ADMIN_KEY[:4], key[:7]]  # pt_ and 4 characters of the secret
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         stored = list(await session.scalars(select(ApiKey.prefix).order_by(ApiKey.id)))
     assert stored == prefixes
 

@@ -68,7 +68,7 @@ async def test_batch_and_rest_agree_on_every_seeded_farm_and_series(
     app: FastAPI, client: httpx.AsyncClient, actors: dict[Role, Actor]
 ) -> None:
     as_of = RUN_DATE - timedelta(days=1)  # the nightly job's last complete day
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         await seed.seed(session, SMALL, today=RUN_DATE)
         farm_ids = list(await session.scalars(select(Farm.id).order_by(Farm.id)))
         traded = (
@@ -89,7 +89,7 @@ async def test_batch_and_rest_agree_on_every_seeded_farm_and_series(
     job = await finished(client, started.headers["Location"], admin)
     assert job["status"] == "completed", job
 
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         batch_esg = {
             row.farm_id: row
             for row in await session.scalars(

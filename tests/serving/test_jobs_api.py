@@ -42,7 +42,7 @@ async def test_single_jobs_run_and_report_progress(
     assert esg.status_code == 202
     assert (await finished(client, esg.headers["Location"], owner))["rows_written"] == 1
 
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         assert await session.scalar(select(func.count()).select_from(DemandForecast)) == 28
         assert await session.scalar(select(func.count()).select_from(EsgAssessment)) == 1
 

@@ -368,7 +368,7 @@ async def test_two_drivers_never_double_step(
             if (await state_of(one, rollout_id)).state != "running":
                 break
         found = await state_of(one, rollout_id)
-        async with one.state.pamtalk.sessions() as session:
+        async with one.state.pamtalk.sessions.write() as session:
             steps = await session.scalar(
                 select(func.count()).where(ModelEvent.action == "rollout_step")
             )

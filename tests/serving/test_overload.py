@@ -31,7 +31,7 @@ async def test_flood_gets_429_then_recovers(settings: Settings) -> None:
     )
     app = create_app(tight)
     async with running(app):
-        async with app.state.pamtalk.sessions() as session:
+        async with app.state.pamtalk.sessions.write() as session:
             await ensure_admin_api_key(session, ADMIN_KEY)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

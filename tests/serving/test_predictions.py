@@ -30,7 +30,7 @@ def hits() -> float:
 
 
 async def add_demand(app: FastAPI, crop: str, region: str, days: int = 56) -> None:
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         for i in range(days):
             day = AS_OF - timedelta(days=i)
             grams = 200_000 + 30_000 * (day.weekday() < 5)
@@ -153,7 +153,7 @@ async def test_esg_scores_a_stored_farm_and_records_it(
     assert scored["methodology"]["grade"]
     assert scored["cached"] is False
     _assert_readable(scored)
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         stored = await session.get(EsgAssessment, scored["assessment_id"])
         assert stored is not None
         assert (stored.farm_id, stored.model_version) == (farm["id"], "1")
@@ -168,7 +168,7 @@ async def test_esg_profile_is_scored_not_stored(
     response = await client.post("/v1/esg/score", json=profile, headers=headers)
     assert response.status_code == 200, response.text
     assert response.json()["assessment_id"] is None
-    async with app.state.pamtalk.sessions() as session:
+    async with app.state.pamtalk.sessions.write() as session:
         assert await session.scalar(select(func.count()).select_from(EsgAssessment)) == 0
     again = await client.post("/v1/esg/score", json=profile, headers=headers)
     assert again.json() == response.json() | {"cached": True}

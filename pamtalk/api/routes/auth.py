@@ -15,6 +15,7 @@ from pamtalk.api.deps import (
     PathId,
     SecurityStoreDep,
     SettingsDep,
+    WriteDbDep,
 )
 from pamtalk.api.ratelimit import client_address
 from pamtalk.api.schemas.auth import (
@@ -69,8 +70,8 @@ async def login(
             headers={"Retry-After": str(settings.login_lockout_s)},
         )
     user = await db.scalar(select(User).where(User.email == body.email))
-    # End the read before hashing: the connection goes back to the pool, and on SQLite
-    # (BEGIN IMMEDIATE) the database lock is not held for the hash's ~0.1-0.5 s.
+    # End the read before hashing: the connection goes back to the pool for the hash's
+    # ~0.1-0.5 s.
     await db.commit()
     try:
         valid = await hashing.verify(user.password_hash if user else None, body.password)
@@ -109,7 +110,7 @@ async def logout_all(user: CurrentUser, store: SecurityStoreDep) -> Response:
 
 
 @router.post("/api-keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
-async def create_api_key(body: ApiKeyCreate, user: CurrentUser, db: DbDep) -> ApiKeyCreated:
+async def create_api_key(body: ApiKeyCreate, user: CurrentUser, db: WriteDbDep) -> ApiKeyCreated:
     """The key is shown once, in this response; only its hash is stored."""
     key = new_api_key()
     row = ApiKey(user_id=user.id, name=body.name, prefix=shown_prefix(key), key_hash=digest(key))
@@ -128,7 +129,9 @@ async def list_api_keys(user: CurrentUser, db: DbDep) -> list[ApiKey]:
 
 
 @router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_api_key(key_id: PathId, user: CurrentUser, db: DbDep, cache: CacheDep) -> Response:
+async def revoke_api_key(
+    key_id: PathId, user: CurrentUser, db: WriteDbDep, cache: CacheDep
+) -> Response:
     """Revoke one of your API keys (admins: anyone's); it stops working at once."""
     row = await db.get(ApiKey, key_id)
     if row is None or (row.user_id != user.id and user.role != Role.admin):

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 
 from pamtalk.api import farm_view
-from pamtalk.api.deps import CacheDep, CurrentUser, DbDep, PredictorDep, SettingsDep
+from pamtalk.api.deps import CacheDep, CurrentUser, DbDep, PredictorDep, SettingsDep, WriteDbDep
 from pamtalk.api.responses import JSONResponse
 from pamtalk.api.schemas.predictions import ESG_EXAMPLES, EsgRequest, EsgScore
 from pamtalk.serving import predictions
@@ -22,6 +22,7 @@ async def score(
     body: Annotated[EsgRequest, Body(openapi_examples=ESG_EXAMPLES)],
     user: CurrentUser,
     db: DbDep,
+    record: WriteDbDep,
     cache: CacheDep,
     settings: SettingsDep,
     predictor: PredictorDep,
@@ -38,6 +39,7 @@ async def score(
             cache,
             ttl,
             db,
+            record,
             farm_id=body.farm_id,
             key=key,
             privileged=lambda owner_id: farm_view.sees_private(user, owner_id),

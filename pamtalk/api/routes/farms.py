@@ -7,10 +7,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pamtalk.api import farm_view, links, pagination
 from pamtalk.api.auth import Principal
-from pamtalk.api.deps import CacheDep, CurrentUser, DbDep, FarmWriter, PathId, SettingsDep
+from pamtalk.api.deps import (
+    CacheDep,
+    CurrentUser,
+    DbDep,
+    FarmWriter,
+    PathId,
+    SettingsDep,
+    WriteDbDep,
+)
 from pamtalk.api.responses import JSONResponse
 from pamtalk.api.schemas.common import CropSlug, QueryId, RegionSlug
 from pamtalk.api.schemas.farms import FarmCreate, FarmPage, FarmPublic, FarmUpdate
@@ -31,7 +40,7 @@ async def _changed(cache: CacheDep) -> None:
     await invalidate(cache, FARMS_NS)
 
 
-async def _get_live(db: DbDep, farm_id: int) -> Farm:
+async def _get_live(db: AsyncSession, farm_id: int) -> Farm:
     farm = await db.get(Farm, farm_id)
     if farm is None or farm.status == FarmStatus.deleted:
         raise NotFound(f"farm {farm_id} not found")
@@ -56,7 +65,7 @@ def _shown(farm: Farm, viewer: Principal) -> JSONResponse:
         201: {"links": links.to("/v1/farms/{farm_id}", "farm_id", "get", "patch", "delete")}
     },
 )
-async def create_farm(body: FarmCreate, user: FarmWriter, db: DbDep, cache: CacheDep) -> Farm:
+async def create_farm(body: FarmCreate, user: FarmWriter, db: WriteDbDep, cache: CacheDep) -> Farm:
     """Register a farm: farmers for themselves, admins for a farmer (``owner_id``)."""
     owner_id = user.id
     if body.owner_id is not None and body.owner_id != user.id:
@@ -142,7 +151,7 @@ async def get_farm(farm_id: PathId, db: DbDep, user: CurrentUser) -> JSONRespons
 
 @router.patch("/{farm_id}", response_model=FarmPublic)
 async def update_farm(
-    farm_id: PathId, body: FarmUpdate, user: FarmWriter, db: DbDep, cache: CacheDep
+    farm_id: PathId, body: FarmUpdate, user: FarmWriter, db: WriteDbDep, cache: CacheDep
 ) -> Farm:
     """Change a farm (its owner or an admin): only the fields sent; ``practices`` merge and
     a null clears one practice. Only an admin changes ``status`` (suspends or reinstates)."""
@@ -172,7 +181,9 @@ async def update_farm(
 
 
 @router.delete("/{farm_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_farm(farm_id: PathId, user: FarmWriter, db: DbDep, cache: CacheDep) -> Response:
+async def delete_farm(
+    farm_id: PathId, user: FarmWriter, db: WriteDbDep, cache: CacheDep
+) -> Response:
     """Soft delete: the farm leaves lists and lookups; its transactions keep their history."""
     farm = await _get_live(db, farm_id)
     _check_owner(farm, user)

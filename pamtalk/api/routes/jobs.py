@@ -58,7 +58,7 @@ async def create_job(
                 "an ESG job records an assessment: only the farm's owner, admins and analysts "
                 "start one (POST /v1/esg/score scores any farm without recording it)"
             )
-        await db.commit()  # SQLite has one writer: free it for the job's own connection
+        await db.commit()  # end the read: the job plans in its own (write) session
         job = await ctx.plan_single("esg", body.farm_id, today, created_by=user.id)
     await ctx.launch(job.id)
     response.headers["Location"] = f"/v1/jobs/{job.id}"

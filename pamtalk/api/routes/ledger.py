@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from pamtalk.api.deps import CurrentUser, DbDep, PathId, SettingsDep
+from pamtalk.api.deps import CurrentUser, DbDep, PathId, SettingsDep, WriteDbDep
 from pamtalk.api.responses import JSONResponse
 from pamtalk.api.routes.transactions import is_party
 from pamtalk.api.schemas.ledger import LedgerProof
@@ -21,7 +21,11 @@ router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
     responses={409: {"description": "not anchored yet (code not_anchored), or not ledgered"}},
 )
 async def transaction_proof(
-    transaction_id: PathId, user: CurrentUser, db: DbDep, settings: SettingsDep
+    transaction_id: PathId,
+    user: CurrentUser,
+    db: DbDep,
+    seal: WriteDbDep,
+    settings: SettingsDep,
 ) -> Response:
     """The transaction's ledger entry, its position and a Merkle inclusion proof up to its
     anchor; save it and check it offline with `pamtalk ledger verify-proof FILE`. An entry
@@ -35,7 +39,10 @@ async def transaction_proof(
     try:
         return JSONResponse(await proof.build(db, tx))
     except proof.NotAnchored:
-        if await anchors.seal_due(db, anchors.Policy.from_settings(settings)) is None:
+        # Sealing writes: in the write session, with the read ended first (a commit, so
+        # that ``tx`` stays loaded); the proof is then read again from a fresh snapshot.
+        await db.commit()
+        if await anchors.seal_due(seal, anchors.Policy.from_settings(settings)) is None:
             raise
-    await handover.submit(db, settings)
+    await handover.submit(seal, settings)
     return JSONResponse(await proof.build(db, tx))

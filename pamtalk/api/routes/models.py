@@ -195,5 +195,5 @@ async def list_events(
     """The audit trail, newest first: who promoted, rolled back, changed the canary, and
     each rollout step, with the reason."""
     promote.contract_of(name)
-    async with state.sessions() as session:
+    async with state.sessions.read() as session:
         return await events.history(session, name, before, limit)

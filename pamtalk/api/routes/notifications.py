@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from pamtalk.api import pagination
-from pamtalk.api.deps import CurrentUser, DbDep, PathId
+from pamtalk.api.deps import CurrentUser, DbDep, PathId, WriteDbDep
 from pamtalk.api.responses import JSONResponse
 from pamtalk.api.schemas.notifications import NotificationPage, NotificationPublic
 from pamtalk.db.models import Notification
@@ -50,7 +50,7 @@ async def list_notifications(
 
 
 @router.post("/{notification_id}/read", response_model=NotificationPublic)
-async def mark_read(notification_id: PathId, user: CurrentUser, db: DbDep) -> Response:
+async def mark_read(notification_id: PathId, user: CurrentUser, db: WriteDbDep) -> Response:
     """Mark one of the caller's notifications read (again is a no-op)."""
     note = await db.get(Notification, notification_id)
     if note is None or note.user_id != user.id:

@@ -7,10 +7,18 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Header, Query, Response, status
 from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pamtalk.api import links, pagination
 from pamtalk.api.auth import Principal
-from pamtalk.api.deps import CurrentUser, DbDep, PathId, SettingsDep, TransactionWriter
+from pamtalk.api.deps import (
+    CurrentUser,
+    DbDep,
+    PathId,
+    SettingsDep,
+    TransactionWriter,
+    WriteDbDep,
+)
 from pamtalk.api.responses import JSONResponse
 from pamtalk.api.schemas.common import CropSlug, Moment, QueryId
 from pamtalk.api.schemas.transactions import TransactionCreate, TransactionPage, TransactionPublic
@@ -46,7 +54,7 @@ def total_krw(quantity_g: int, unit_price_krw: int) -> int:
     return (quantity_g * unit_price_krw + 500) // 1000
 
 
-async def _existing(db: DbDep, buyer_id: int, key: str) -> Transaction | None:
+async def _existing(db: AsyncSession, buyer_id: int, key: str) -> Transaction | None:
     return await db.scalar(
         select(Transaction).where(
             Transaction.buyer_id == buyer_id, Transaction.idempotency_key == key
@@ -62,7 +70,7 @@ def _replay(tx: Transaction, request_hash: str) -> Response:
     )
 
 
-async def _buyer_for(body: TransactionCreate, user: TransactionWriter, db: DbDep) -> int:
+async def _buyer_for(body: TransactionCreate, user: TransactionWriter, db: AsyncSession) -> int:
     if body.buyer_id is None or body.buyer_id == user.id:
         if user.role != Role.buyer:
             raise InvalidInput("buyer_id is required when an admin records a transaction")
@@ -94,7 +102,7 @@ async def _buyer_for(body: TransactionCreate, user: TransactionWriter, db: DbDep
 async def create_transaction(
     body: TransactionCreate,
     user: TransactionWriter,
-    db: DbDep,
+    db: WriteDbDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:

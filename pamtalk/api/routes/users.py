@@ -16,6 +16,7 @@ from pamtalk.api.deps import (
     OptionalUser,
     PathId,
     SecurityStoreDep,
+    WriteDbDep,
 )
 from pamtalk.api.responses import JSONResponse
 from pamtalk.api.schemas.auth import UserAdminView, UserCreate, UserPublic, UserUpdate
@@ -38,7 +39,7 @@ SELF_SERVICE_ROLES = {Role.farmer, Role.buyer}
 )
 async def create_user(
     body: UserCreate,
-    db: DbDep,
+    db: WriteDbDep,
     caller: OptionalUser,
     hashing: HashingDep,
 ) -> Response:
@@ -80,7 +81,7 @@ async def update_user(
     user_id: PathId,
     body: UserUpdate,
     admin: Admin,
-    db: DbDep,
+    db: WriteDbDep,
     cache: CacheDep,
     store: SecurityStoreDep,
 ) -> User:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response, status
 
 from pamtalk.api import pagination
 from pamtalk.api.auth import Principal
-from pamtalk.api.deps import CurrentUser, DbDep, PathId, SettingsDep
+from pamtalk.api.deps import CurrentUser, DbDep, PathId, SettingsDep, WriteDbDep
 from pamtalk.api.responses import JSONResponse
 from pamtalk.api.schemas.notifications import (
     DeliveryPage,
@@ -29,7 +29,7 @@ def _owner(user: Principal) -> int | None:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=WebhookCreated)
 async def create_webhook(
-    body: WebhookCreate, user: CurrentUser, db: DbDep, settings: SettingsDep
+    body: WebhookCreate, user: CurrentUser, db: WriteDbDep, settings: SettingsDep
 ) -> Response:
     """Register a URL for event types; it gets those whose audience includes the caller.
     The answer holds the signing secret: it is not shown again. URLs on private, loopback
@@ -48,7 +48,7 @@ async def list_webhooks(user: CurrentUser, db: DbDep) -> Response:
 
 
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_webhook(webhook_id: PathId, user: CurrentUser, db: DbDep) -> Response:
+async def delete_webhook(webhook_id: PathId, user: CurrentUser, db: WriteDbDep) -> Response:
     """Stop sending to it (its owner or an admin); pending deliveries are dropped."""
     await webhooks.delete(db, await webhooks.get(db, webhook_id, _owner(user)))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
