@@ -95,7 +95,8 @@ def test_a_script_writing_another_doc_has_its_section_there_once(script: str) ->
 
 
 def test_the_sections_are_exactly_the_scripts_that_write() -> None:
-    assert SCRIPTS == ["api.py", "batch.py", "loadtest.py", "security.py", "serving.py"]
+    # The glob finds the writers (a new one needs no edit here, only its section).
+    assert {"api.py", "batch.py", "loadtest.py", "security.py", "serving.py"} <= set(SCRIPTS)
     names = docs.section_names(docs.DOCS.read_text())
     assert sorted(names) == [f"bench/{script}" for script in SCRIPTS]
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import event
 
 from pamtalk import __version__
-from pamtalk.api import docs, errors, prod
+from pamtalk.api import docs, errors, heap, prod
 from pamtalk.api.admission import AdmissionMiddleware
 from pamtalk.api.background import start_background, stop_background
 from pamtalk.api.metrics import DB_POOL
@@ -71,9 +71,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise
         await app.state.pamtalk.predictor.start()
         background = start_background(app.state.pamtalk)
+        heap.freeze_startup_heap()
         try:
             yield
         finally:
+            heap.thaw()
             await stop_background(background)
             await app.state.pamtalk.close_jobs()
             await app.state.pamtalk.predictor.close()
