@@ -23,6 +23,17 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     # adds is a provider, which pamtalk.gpu.providers asks for by name.
     "batch": ("celery", "kombu"),
     "loadtest": ("locust", "gevent", "matplotlib"),
+    # The OTLP exporters and the instrumentations (the SDK itself also comes with MLflow's
+    # client); pamtalk.tracing checks these before it turns traces on.
+    "tracing": (
+        "opentelemetry.sdk",
+        "opentelemetry.exporter.otlp.proto.http",
+        "opentelemetry.exporter.otlp.proto.grpc",
+        "opentelemetry.instrumentation.fastapi",
+        "opentelemetry.instrumentation.sqlalchemy",
+        "opentelemetry.instrumentation.redis",
+        "opentelemetry.instrumentation.celery",
+    ),
 }
 
 

@@ -9,8 +9,8 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy import event
 
-from pamtalk import __version__
-from pamtalk.api import docs, errors, heap, prod
+from pamtalk import __version__, tracing
+from pamtalk.api import context, docs, errors, heap, prod
 from pamtalk.api.admission import AdmissionMiddleware
 from pamtalk.api.background import start_background, stop_background
 from pamtalk.api.metrics import DB_POOL
@@ -42,6 +42,9 @@ from pamtalk.settings import Settings
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    # Traces when OTEL_EXPORTER_OTLP_ENDPOINT asks (once per process); Celery's instrumentation
+    # where tasks are sent, so that a chunk's trace continues on the worker.
+    tracing.setup(celery=settings.celery_broker_url is not None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -125,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outside admission: a login flood is refused before it takes in-flight slots.
     app.add_middleware(AuthLimitMiddleware)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    tracing.instrument_app(app, request_id=context.request_id)  # outermost: the server span
     return app
 
 

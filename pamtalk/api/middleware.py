@@ -14,6 +14,7 @@ import uuid
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pamtalk import tracing
 from pamtalk.api import context
 from pamtalk.api.errors import error_response, unhandled
 from pamtalk.api.metrics import REQUEST_DURATION, REQUEST_TOTAL
@@ -49,6 +50,7 @@ class RequestMiddleware:
         incoming_id = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming_id if _VALID_REQUEST_ID.match(incoming_id) else uuid.uuid4().hex
         ctx = context.RequestContext(request_id)
+        tracing.tag_request(request_id)
         token = context.current.set(ctx)
         start = time.perf_counter()
         status = 500

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from pamtalk import extras
+from pamtalk import extras, tracing
 from pamtalk.cli.common import refuse
 from pamtalk.errors import PamtalkError
 from pamtalk.settings import Settings
@@ -33,6 +33,8 @@ def missing_extras(settings: Settings) -> None:
         extras.require("ray", "PAMTALK_SERVING_BACKEND=ray")
     if settings.celery_broker_url is not None:
         extras.require("batch", "PAMTALK_CELERY_BROKER_URL (tasks sent through Celery)")
+    if tracing.requested():
+        extras.require("tracing", "OTEL_EXPORTER_OTLP_ENDPOINT (traces)")
 
 
 def serve(

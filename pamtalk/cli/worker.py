@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pamtalk import extras
+from pamtalk import extras, tracing
 from pamtalk.cli.common import refuse
 from pamtalk.queues import QUEUES
 from pamtalk.settings import Settings
@@ -30,7 +30,21 @@ def worker_app(settings: Settings) -> Celery:
     celery = queues.create_celery(settings)
     for package in (batch_tasks, ledger_tasks, notify_tasks):
         package.register(celery, settings)
+    _trace_processes()
     return celery
+
+
+def _trace_processes() -> None:
+    """Traces (when OTEL_EXPORTER_OTLP_ENDPOINT asks) set up in each worker process after
+    the fork, as OpenTelemetry's Celery instrumentation wants, and in beat; a worker process
+    exports what it holds before it ends."""
+    from celery.signals import beat_init, worker_process_init, worker_process_shutdown
+
+    if not tracing.requested():
+        return
+    worker_process_init.connect(lambda **_: tracing.setup(celery=True), weak=False)
+    beat_init.connect(lambda **_: tracing.setup(celery=True), weak=False)
+    worker_process_shutdown.connect(lambda **_: tracing.flush(), weak=False)
 
 
 def _celery_app(kind: str, loglevel: str) -> tuple[Celery, list[str]]:
@@ -41,6 +55,8 @@ def _celery_app(kind: str, loglevel: str) -> tuple[Celery, list[str]]:
         raise typer.Exit(2)
     try:
         extras.require("batch", f"pamtalk {kind}")
+        if tracing.requested():
+            extras.require("tracing", "OTEL_EXPORTER_OTLP_ENDPOINT (traces)")
     except extras.MissingExtra as exc:
         refuse(exc, 2)
     return worker_app(settings), [kind, "--loglevel", loglevel]
