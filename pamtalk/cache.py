@@ -23,6 +23,7 @@ from redis import asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from pamtalk import tracing
 from pamtalk.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -308,29 +309,39 @@ async def read_through(
 ) -> tuple[bytes, bool]:
     """``cached``, and whether the answer came from the cache (False when it was computed
     for this call or for concurrent identical calls that shared one computation)."""
-    full_key = f"{namespace}:{key}"
-    try:
-        hit = await cache.get(full_key)
-    except CacheUnavailable:
-        CACHE_REQUESTS.labels(namespace, "error").inc()
-        return orjson.dumps(await produce()), False
-    if hit is not None:
-        CACHE_REQUESTS.labels(namespace, "hit").inc()
-        return hit, True
-    CACHE_REQUESTS.labels(namespace, "miss").inc()
+    # Traced as one span per lookup (hit or not) holding the get, the computation on a miss
+    # (the model's queue wait and inference, say) and the set.
+    with tracing.span("cache.read_through", {"cache.namespace": namespace}) as span:
+        full_key = f"{namespace}:{key}"
+        try:
+            with tracing.span("cache.get", {"cache.namespace": namespace}) as get:
+                hit = await cache.get(full_key)
+                get.set_attribute("cache.hit", hit is not None)
+        except CacheUnavailable:
+            CACHE_REQUESTS.labels(namespace, "error").inc()
+            span.set_attributes({"cache.hit": False, "cache.result": "error"})
+            return orjson.dumps(await produce()), False
+        result = "hit" if hit is not None else "miss"
+        span.set_attributes({"cache.hit": hit is not None, "cache.result": result})
+        CACHE_REQUESTS.labels(namespace, result).inc()
+        if hit is not None:
+            return hit, True
 
-    async def fill() -> bytes:
-        # A flight for this key may have ended between our miss and now (the loop was busy
-        # with it while our read was answered): take its answer rather than compute again.
-        with contextlib.suppress(CacheUnavailable):
-            if (done := await cache.get(full_key)) is not None:
-                return done
-        body = orjson.dumps(await produce())
-        with contextlib.suppress(CacheUnavailable):
-            await cache.set(full_key, body, ttl)
-        return body
+        async def fill() -> bytes:
+            # A flight for this key may have ended between our miss and now (the loop was
+            # busy with it while our read was answered): take its answer, not compute again.
+            with contextlib.suppress(CacheUnavailable):
+                if (done := await cache.get(full_key)) is not None:
+                    return done
+            body = orjson.dumps(await produce())
+            with (
+                contextlib.suppress(CacheUnavailable),
+                tracing.span("cache.set", {"cache.namespace": namespace, "cache.ttl_s": ttl}),
+            ):
+                await cache.set(full_key, body, ttl)
+            return body
 
-    return await _flights.setdefault(cache, SingleFlight()).do(full_key, fill), False
+        return await _flights.setdefault(cache, SingleFlight()).do(full_key, fill), False
 
 
 async def generation(cache: Cache, namespace: str) -> str:

@@ -10,6 +10,7 @@ their packages (``pamtalk.batching.tasks``, ``pamtalk.ledger.tasks``,
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -155,8 +156,9 @@ class ProcessLoop(Generic[R]):
         if self._resource is None:
             self._resource = self._make()
         resource = self._resource
-        # Runner.run takes a coroutine; wrapping the awaitable keeps work's type.
-        return self._runner.run(_awaited(work(resource)))
+        # Runner.run takes a coroutine; wrapping the awaitable keeps work's type. It runs in
+        # the caller's context, not the runner's own: the task's trace span is the parent.
+        return self._runner.run(_awaited(work(resource)), context=contextvars.copy_context())
 
     def close(self) -> None:
         if self._runner is not None:

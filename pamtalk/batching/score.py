@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pamtalk import tracing
 from pamtalk.batching import jobs, writers
 from pamtalk.db.models import BatchJob, Farm, FarmStatus
 from pamtalk.db.types import utcnow
@@ -32,21 +33,31 @@ async def run_chunk(
     session: AsyncSession, service: PredictorService, job_id: int, index: int
 ) -> int:
     """Score chunk ``index`` of job ``job_id``; returns the rows written."""
-    chunk = await jobs.start_chunk(session, job_id, index)
-    job = await jobs.get(session, job_id)
-    assert job.run_date is not None
-    name = by_kind(chunk.kind).registered_name
-    version = job.params["versions"][name]
-    await service.pin(name, version, holder(job_id))
-    if chunk.kind == "demand":
-        rows = await _demand(session, service, job, chunk.items, version)
-        written = await writers.upsert_forecasts(session, rows)
-    else:
-        rows = await _esg(session, service, job, chunk.items, version)
-        written = await writers.upsert_assessments(session, rows)
-    await jobs.finish_chunk(session, job_id, index, written)
-    await session.commit()
-    return written
+    with tracing.span("batch.chunk", {"batch.job_id": job_id, "batch.chunk": index}) as span:
+        chunk = await jobs.start_chunk(session, job_id, index)
+        job = await jobs.get(session, job_id)
+        assert job.run_date is not None
+        name = by_kind(chunk.kind).registered_name
+        version = job.params["versions"][name]
+        span.set_attributes(
+            {
+                "batch.kind": chunk.kind,
+                "batch.items": len(chunk.items),
+                "model.name": name,
+                "model.version": version,
+            }
+        )
+        await service.pin(name, version, holder(job_id))
+        if chunk.kind == "demand":
+            rows = await _demand(session, service, job, chunk.items, version)
+            written = await writers.upsert_forecasts(session, rows)
+        else:
+            rows = await _esg(session, service, job, chunk.items, version)
+            written = await writers.upsert_assessments(session, rows)
+        await jobs.finish_chunk(session, job_id, index, written)
+        await session.commit()
+        span.set_attribute("batch.rows_written", written)
+        return written
 
 
 async def _demand(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import math
 import time
@@ -20,7 +21,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from opentelemetry.trace import Span
 
+from pamtalk import tracing
 from pamtalk.errors import GatewayTimeout, PamtalkError, ServiceUnavailable, TooManyRequests
 from pamtalk.serving import deadline
 from pamtalk.serving.metrics import (
@@ -55,6 +58,7 @@ class _Request:
     rows: int
     future: asyncio.Future[list[np.ndarray]]
     enqueued: float = field(default_factory=time.perf_counter)
+    waiting: Span | None = None  # its queue wait, traced: ended when its batch starts
 
 
 class DynamicBatcher:
@@ -95,8 +99,13 @@ class DynamicBatcher:
                 headers={"Retry-After": str(self._retry_after())},
             )
         if self._loop_task is None:
-            self._loop_task = asyncio.create_task(self._dispatch_loop())
+            # A context of its own: the loop serves every caller, not the first one's trace
+            # (or deadline).
+            self._loop_task = asyncio.create_task(
+                self._dispatch_loop(), context=contextvars.Context()
+            )
         request = _Request(inputs, rows, asyncio.get_running_loop().create_future())
+        request.waiting = tracing.start_span("batcher.queue_wait", self._span_attributes(rows))
         self._pending.append(request)
         self._queued_rows += rows
         self._arrived.set()
@@ -109,6 +118,11 @@ class DynamicBatcher:
             raise GatewayTimeout(
                 f"{self.model} v{self.version} did not answer within {timeout:.3g} s"
             ) from None
+        finally:
+            tracing.end_span(request.waiting, error="left the queue before its batch ran")
+
+    def _span_attributes(self, rows: int) -> dict[str, str | int]:
+        return {"model.name": self.model, "model.version": self.version, "inference.rows": rows}
 
     def _retry_after(self) -> int:
         backlog = self._queued_rows * self._seconds_per_row / self.policy.parallelism
@@ -166,11 +180,22 @@ class DynamicBatcher:
     async def _dispatch(self, batch: list[_Request], rows: int) -> None:
         try:
             started = time.perf_counter()
+            joined = {"batch.size": rows, "batch.requests": len(batch)}
             for request in batch:
                 INFERENCE_QUEUE_SECONDS.labels(*self._labels).observe(started - request.enqueued)
+                tracing.end_span(request.waiting, joined)
             INFERENCE_BATCH_SIZE.labels(*self._labels).observe(rows)
+            # One inference serves several traces: a child of the first request's wait,
+            # linked to the others'.
+            waits = [r.waiting for r in batch if r.waiting is not None]
             try:
-                outputs = await self._run(stack([r.inputs for r in batch]))
+                with tracing.span(
+                    "inference",
+                    self._span_attributes(rows) | {"batch.requests": len(batch)},
+                    parent=waits[0] if waits else None,
+                    links=waits[1:],
+                ):
+                    outputs = await self._run(stack([r.inputs for r in batch]))
                 parts = unstack(outputs, [r.rows for r in batch])
             except Exception as exc:
                 reason = "queue_full" if isinstance(exc, TooManyRequests) else "failed"
