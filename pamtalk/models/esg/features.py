@@ -1,7 +1,7 @@
-"""A farm -> the ESG network's input: a practice vector with its missing-value mask.
+"""Farms -> the ESG network's input: a practice vector with its missing-value mask.
 
-    values, mask = encode(farm)        # float32 [F] each, F = len(FEATURES) = ESG_FEATURES
-    X, M = encode_many(farms)          # float32 [N, F] each
+    X, M = encode_many(farms)          # float32 [N, F] each, F = len(FEATURES) = ESG_FEATURES
+    values, mask = encode(farm)        # float32 [F] each: encode_many of the one farm
     X2, M2 = hide(X, M, reported)      # the same farms with fewer inputs, no re-encoding
 
 Each feature is one reported input scaled to roughly 0..1 (quantities that span orders of
@@ -10,13 +10,18 @@ carbon and water ratios, the accident rate): giving the network the ratios it is
 spares it from learning a division, and keeping the raw inputs lets it estimate them when a
 part is missing. ``mask`` is 1 where the feature could be computed from reported inputs and 0
 where not; the value is then 0. Values are clipped to [0, 2].
+
+Every feature is computed over all the farms at once, as numpy arrays over the columns of a
+:class:`Frame` (batch scoring encodes thousands of farms a chunk; one farm online is a frame
+of one row, so both give the same answer). The arithmetic is the methodology's, in the same
+order, so that a value is bit for bit what the methodology's per-farm calculation gives.
 """
 
 from __future__ import annotations
 
-import math
+import functools
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,9 +29,63 @@ import numpy as np
 from pamtalk.models.esg import factors as F
 from pamtalk.models.esg import methodology as M
 
-Values = Mapping[str, Any]
-Encoder = Callable[[Values, F.Factors], float | None]
+# A feature over N farms: (values float64 [N], present bool [N]); a value where not present
+# is ignored.
+Column = tuple[np.ndarray, np.ndarray]
 CLIP = 2.0
+
+
+@dataclass
+class Frame:
+    """The reported inputs (methodology.reported) of N farms, read as columns on demand."""
+
+    rows: list[dict[str, Any]]
+    _columns: dict[str, Column] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of(cls, farms: Iterable[Mapping[str, Any]]) -> Frame:
+        return cls([M.reported(farm) for farm in farms])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def column(self, key: str) -> Column:
+        """A number or flag input: (its value as float, 0 where missing; reported)."""
+        if key not in self._columns:
+            n = len(self.rows)
+            present = np.fromiter((key in row for row in self.rows), dtype=bool, count=n)
+            values = np.fromiter(
+                (float(row.get(key, 0.0)) for row in self.rows), dtype=np.float64, count=n
+            )
+            self._columns[key] = values, present
+        return self._columns[key]
+
+    def present(self, *keys: str) -> np.ndarray:
+        """bool [N]: every one of ``keys`` reported."""
+        found = np.ones(len(self.rows), dtype=bool)
+        for key in keys:
+            found &= self.column(key)[1] if key not in M.LIST_KEYS else self._listed(key)
+        return found
+
+    def _listed(self, key: str) -> np.ndarray:
+        if key not in self._columns:
+            present = np.fromiter((key in row for row in self.rows), dtype=bool, count=len(self))
+            self._columns[key] = np.zeros(len(self)), present
+        return self._columns[key][1]
+
+    def crop_mean(self, per_crop: Callable[[F.Factors, str], float], factors: F.Factors) -> Column:
+        """The mean of a per-crop factor over each farm's known crops (the methodology's
+        sum / count, in its order); not present without a known crop."""
+        mean = functools.cache(lambda crops: sum(per_crop(factors, c) for c in crops) / len(crops))
+        crops = [tuple(M.known_crops(row)) for row in self.rows]
+        present = np.fromiter((bool(c) for c in crops), dtype=bool, count=len(crops))
+        values = np.fromiter(
+            (mean(c) if c else 0.0 for c in crops), dtype=np.float64, count=len(crops)
+        )
+        return values, present
+
+
+Encoder = Callable[[Frame, F.Factors], Column]
 
 
 @dataclass(frozen=True)
@@ -39,50 +98,101 @@ class Feature:
 
 
 def _scaled(key: str, scale: float) -> Encoder:
-    return lambda v, f: None if key not in v else float(v[key]) / scale
+    def scaled(frame: Frame, f: F.Factors) -> Column:
+        values, present = frame.column(key)
+        return values / scale, present
+
+    return scaled
 
 
 def _log(key: str, decades: float) -> Encoder:
     """log10(1 + x) / decades: 0 at 0, 1 at 10**decades - 1."""
-    return lambda v, f: None if key not in v else math.log10(1.0 + v[key]) / decades
+
+    def log(frame: Frame, f: F.Factors) -> Column:
+        values, present = frame.column(key)
+        return np.log10(1.0 + values) / decades, present
+
+    return log
 
 
 def _certification(name: str) -> Encoder:
-    return lambda v, f: None if "certifications" not in v else float(name in v["certifications"])
+    def held(frame: Frame, f: F.Factors) -> Column:
+        rows = frame.rows
+        values = np.fromiter(
+            (name in row.get("certifications", ()) for row in rows), dtype=np.float64
+        )
+        return values, frame.present("certifications")
+
+    return held
 
 
-def _area(v: Values, f: F.Factors) -> float | None:
+def _area(frame: Frame, f: F.Factors) -> Column:
     # log10(hectares) from 0.01 ha (0) to 100 ha (1).
-    return None if "area_m2" not in v else (math.log10(max(v["area_m2"], 1.0) / 10_000) + 2) / 4
+    values, present = frame.column("area_m2")
+    return (np.log10(np.maximum(values, 1.0) / 10_000) + 2) / 4, present
 
 
 def _crop_mean(per_crop: Callable[[F.Factors, str], float], scale: float) -> Encoder:
-    def mean(v: Values, f: F.Factors) -> float | None:
-        crops = M.known_crops(v)
-        return None if not crops else sum(per_crop(f, c) for c in crops) / len(crops) / scale
+    def mean(frame: Frame, f: F.Factors) -> Column:
+        values, present = frame.crop_mean(per_crop, f)
+        return values / scale, present
 
     return mean
 
 
-def _log_ratio(ratio: float | None) -> float | None:
+def _per_kg(amount: np.ndarray, kg: np.ndarray) -> np.ndarray:
+    """methodology._per_kg over arrays: amount / kg, 0 or inf for no yield."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(kg > 0, amount / kg, np.where(amount == 0, 0.0, np.inf))
+
+
+def _log_ratio(ratio: np.ndarray) -> np.ndarray:
     # log10(ratio) from 0.01 (0) to 10 (1); the scoring anchors 0.1 and 1 sit at 1/3 and 2/3.
-    if ratio is None:
-        return None
-    return 1.0 if not math.isfinite(ratio) else (math.log10(max(ratio, 1e-3)) + 2) / 3
+    with np.errstate(invalid="ignore"):
+        scaled = (np.log10(np.maximum(ratio, 1e-3)) + 2) / 3
+    return np.where(np.isfinite(ratio), scaled, 1.0)
 
 
-def _carbon(v: Values, f: F.Factors) -> float | None:
-    c = M.carbon(v, f) if "renewable_share" in v else None
-    return _log_ratio(None if c is None else c.ratio)
+def _carbon(frame: Frame, f: F.Factors) -> Column:
+    """methodology.carbon's ratio over arrays, same operations in the same order."""
+    benchmark, known = frame.crop_mean(F.Factors.crop_farm_co2e, f)
+    present = known & frame.present(*M.CARBON_INPUTS[1:], "renewable_share")
+    area, nitrogen, diesel_l, kwh, renewable, kg = (
+        frame.column(key)[0]
+        for key in (
+            "area_m2",
+            "nitrogen_kg_per_ha",
+            "diesel_l_per_year",
+            "electricity_kwh_per_year",
+            "renewable_share",
+            "yield_kg_per_year",
+        )
+    )
+    hectares = area / 10_000
+    # methodology.n2o_kg_co2e of the farm's kg of N, the same products in the same order.
+    n2o = nitrogen * hectares * F.N2O_EF1.value * F.N2O_PER_N2O_N.value * F.GWP100_N2O.value
+    diesel = diesel_l * f.diesel.value
+    electricity = kwh * (1.0 - renewable) * f.grid.value
+    total = n2o + diesel + electricity
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = _per_kg(total, kg) / np.where(known, benchmark, 1.0)
+    return _log_ratio(ratio), present
 
 
-def _water(v: Values, f: F.Factors) -> float | None:
-    return _log_ratio(M.water_ratio(v, f))
+def _water(frame: Frame, f: F.Factors) -> Column:
+    footprint, known = frame.crop_mean(F.Factors.crop_water, f)
+    present = known & frame.present(*M.WATER_INPUTS[1:])
+    water, kg = frame.column("water_m3_per_year")[0], frame.column("yield_kg_per_year")[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = _per_kg(water * 1000, kg) / np.where(known, footprint, 1.0)
+    return _log_ratio(ratio), present
 
 
-def _accidents(v: Values, f: F.Factors) -> float | None:
-    rate = M.accident_rate(v)
-    return None if rate is None else rate / (2 * M.ACCIDENT_ZERO_POINTS_RATE)
+def _accidents(frame: Frame, f: F.Factors) -> Column:
+    accidents, workers = frame.column("accidents_per_year")[0], frame.column("workers")[0]
+    with np.errstate(invalid="ignore"):
+        rate = accidents / np.maximum(workers, 1.0)
+    return rate / (2 * M.ACCIDENT_ZERO_POINTS_RATE), frame.present("accidents_per_year", "workers")
 
 
 def _input(key: str, encoder: Encoder) -> Feature:
@@ -155,32 +265,35 @@ NEEDS = np.array(
 )
 
 
-def encode(
-    farm: Mapping[str, Any], factors: F.Factors | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(values [F], mask [F]) float32 for one farm; same input as methodology.assess."""
+def encode_frame(frame: Frame, factors: F.Factors | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(values [N, F], mask [N, F]) float32 of the frame's farms."""
     factors = factors or F.default()
-    reported = M.reported(farm)
-    values = np.zeros(len(FEATURES), dtype=np.float32)
-    mask = np.zeros(len(FEATURES), dtype=np.float32)
+    values = np.zeros((len(frame), len(FEATURES)), dtype=np.float32)
+    mask = np.zeros((len(frame), len(FEATURES)), dtype=np.float32)
+    if not len(frame):
+        return values, mask
     for i, feature in enumerate(FEATURE_TABLE.values()):
-        x = feature.encode(reported, factors)
-        if x is not None:
-            values[i] = min(max(x, 0.0), CLIP)
-            mask[i] = 1.0
+        x, present = feature.encode(frame, factors)
+        with np.errstate(invalid="ignore"):
+            clipped = np.minimum(np.maximum(x, 0.0), CLIP)
+        values[:, i] = np.where(present, clipped, 0.0)
+        mask[:, i] = present
     return values, mask
 
 
 def encode_many(
     farms: Iterable[Mapping[str, Any]], factors: F.Factors | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(values [N, F], mask [N, F]) float32."""
-    factors = factors or F.default()
-    pairs = [encode(farm, factors) for farm in farms]
-    if not pairs:
-        empty = np.zeros((0, len(FEATURES)), dtype=np.float32)
-        return empty, empty.copy()
-    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+    """(values [N, F], mask [N, F]) float32; the same input as methodology.assess, per farm."""
+    return encode_frame(Frame.of(farms), factors)
+
+
+def encode(
+    farm: Mapping[str, Any], factors: F.Factors | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(values [F], mask [F]) float32 for one farm: encode_many of it alone."""
+    values, mask = encode_many([farm], factors)
+    return values[0], mask[0]
 
 
 def hide(

@@ -183,7 +183,22 @@ def reported(farm: Mapping[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key in INPUT_KEYS:
         raw = merged.get(key)
-        if raw is None or (isinstance(raw, numbers.Real) and math.isnan(raw)):
+        if raw is None:
+            continue
+        # The common case, a plain float or int for a number or a flag, without the ABCs
+        # below (batch scoring reads thousands of farms a chunk); the same rules.
+        if (type(raw) is float or type(raw) is int) and key not in LIST_KEYS:
+            if raw != raw:  # NaN
+                continue
+            if key in BOOL_KEYS:
+                values[key] = bool(raw)
+                continue
+            number = float(raw)
+            if number < 0 or (key in SHARE_KEYS and number > 1):
+                raise ValueError(f"{key} out of range: {number}")
+            values[key] = number
+            continue
+        if isinstance(raw, numbers.Real) and math.isnan(raw):
             continue
         is_flag = isinstance(raw, bool | np.bool_)
         if key in LIST_KEYS:

@@ -12,6 +12,7 @@ from pamtalk.models import contract
 from pamtalk.models.esg import features as X
 from pamtalk.models.esg import methodology as M
 from pamtalk.models.esg import profiles
+from tests.models.esg import per_row_features
 
 
 def test_the_inputs_are_the_api_fields() -> None:
@@ -89,3 +90,73 @@ def test_hide_equals_encoding_the_farm_without_those_inputs() -> None:
     expected_values, expected_mask = X.encode_many(dropped)
     np.testing.assert_array_equal(hidden_mask, expected_mask)
     np.testing.assert_array_equal(hidden_values, expected_values)
+
+
+def _with_gaps(farms: list[dict[str, object]], seed: int) -> list[dict[str, object]]:
+    """The farms with about a third of their inputs withheld, some as None or NaN."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for farm in farms:
+        kept = dict(farm)
+        for key in list(kept):
+            draw = rng.random()
+            if draw < 0.25:
+                del kept[key]
+            elif draw < 0.3:
+                kept[key] = None if draw < 0.275 else float("nan")
+        out.append(kept)
+    return out
+
+
+EDGES: list[dict[str, object]] = [
+    {},
+    {"crops": ["not_a_crop"], "yield_kg_per_year": 10, "water_m3_per_year": 1},
+    {"crops": [], "certifications": []},
+    # No yield: a ratio of 0 (nothing used) or infinity (something used).
+    {
+        "crops": ["rice"],
+        "area_m2": 0,
+        "nitrogen_kg_per_ha": 0,
+        "diesel_l_per_year": 0,
+        "electricity_kwh_per_year": 0,
+        "renewable_share": 1,
+        "water_m3_per_year": 0,
+        "yield_kg_per_year": 0,
+    },
+    {
+        "crops": ["rice", "tangerine"],
+        "area_m2": 10_000,
+        "nitrogen_kg_per_ha": 3,
+        "diesel_l_per_year": 1,
+        "electricity_kwh_per_year": 1,
+        "renewable_share": 0.5,
+        "water_m3_per_year": 5,
+        "yield_kg_per_year": 0,
+    },
+    {"workers": 0, "accidents_per_year": 3},
+    {"workers": 10**7, "area_m2": 10**12, "diesel_l_per_year": float("inf")},
+    {"practices": {"workers": 4, "fair_wage": True}, "workers": 2},
+]
+
+
+def test_the_vectorised_encoding_is_the_per_farm_one_bit_for_bit() -> None:
+    """Every farm, complete, with gaps and at the edges, encoded all at once (batch scoring)
+    and one at a time (online) gives exactly the values and mask of the per-farm encoder it
+    replaced (tests/models/esg/per_row_features.py)."""
+    complete = profiles.generate(2000, seed=7)
+    farms = complete + _with_gaps(complete[:1000], seed=8) + EDGES
+    expected = [per_row_features.encode(farm) for farm in farms]
+    values, mask = X.encode_many(farms)
+    assert values.view(np.uint32).tolist() == [e[0].view(np.uint32).tolist() for e in expected]
+    assert mask.tolist() == [e[1].tolist() for e in expected]
+    for farm, (want_values, want_mask) in zip(
+        farms[::50] + EDGES, expected[::50] + expected[-len(EDGES) :], strict=True
+    ):
+        one_values, one_mask = X.encode(farm)
+        assert one_values.view(np.uint32).tolist() == want_values.view(np.uint32).tolist()
+        assert one_mask.tolist() == want_mask.tolist()
+
+
+def test_no_farms_encode_to_empty_arrays() -> None:
+    values, mask = X.encode_many([])
+    assert values.shape == mask.shape == (0, contract.ESG_FEATURES)

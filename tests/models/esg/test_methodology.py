@@ -246,3 +246,38 @@ def test_certifications_are_capped() -> None:
 def test_invalid_inputs_are_refused(change: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         M.assess(small_farm(**change))
+
+
+def test_reported_reads_plain_and_numpy_values_by_the_same_rules() -> None:
+    """Plain ints and floats take a fast path in reported(); numpy scalars the general one:
+    both give the same values and refuse the same things."""
+    farm = {
+        "workers": 3,
+        "fair_wage": 1,
+        "organic": np.bool_(True),
+        "renewable_share": np.float64(0.5),
+        "diesel_l_per_year": float("nan"),
+        "water_m3_per_year": np.float64("nan"),
+        "area_m2": np.int64(7),
+        "nitrogen_kg_per_ha": 0,
+    }
+    found = M.reported(farm)
+    assert found == {
+        "area_m2": 7.0,
+        "organic": True,
+        "nitrogen_kg_per_ha": 0.0,
+        "renewable_share": 0.5,
+        "workers": 3.0,
+        "fair_wage": True,
+    }
+    assert type(found["workers"]) is float and type(found["fair_wage"]) is bool
+    for bad, message in (
+        ({"workers": -1}, "out of range"),
+        ({"workers": np.float64(-1)}, "out of range"),
+        ({"renewable_share": 1.5}, "out of range"),
+        ({"crops": 3}, "list of slugs"),
+        ({"workers": True}, "must be a number"),
+        ({"organic": "yes"}, "true or false"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            M.reported(bad)
