@@ -1,5 +1,6 @@
-"""The nightly batch job under faults: the broker connection lost mid-job, and PostgreSQL
-restarted mid-chunk. The job must complete by itself with exactly the planned rows.
+"""The nightly batch job under faults: the broker connection lost mid-job, the broker node
+crashed mid-job, and PostgreSQL restarted mid-chunk. The job must complete by itself with
+exactly the planned rows.
 
 Each scenario starts its own PostgreSQL (tests/chaos/postgres.py), its own RabbitMQ node
 (tests/chaos/rabbitmq.py), a TCP forwarder between the workers and that node
@@ -271,6 +272,23 @@ async def cut_broker(stack: BatchStack, job_id: int, outage_s: float) -> dict[st
     return timeline
 
 
+async def crash_broker(stack: BatchStack, job_id: int, outage_s: float) -> dict[str, Any]:
+    """The RabbitMQ node itself crashes (every process SIGKILLed) and boots again from its
+    data folder ``outage_s`` later. The job's messages live only in its durable queue: what
+    was published (persistent, confirmed) and not yet acknowledged must come back with it."""
+    conn = await asyncpg.connect(stack.postgres.dsn)
+    try:
+        stopped = time.monotonic()
+        await asyncio.to_thread(stack.broker.crash)
+        timeline: dict[str, Any] = {"stopped": stopped, "in_flight": await _in_flight(conn, job_id)}
+    finally:
+        await conn.close()
+    await asyncio.sleep(max(0.0, stopped + outage_s - time.monotonic()))
+    timeline["rabbitmq_boot_s"] = round(await asyncio.to_thread(stack.broker.start), 2)
+    timeline["back"] = time.monotonic()
+    return timeline
+
+
 _WRITING = (
     "state = 'active' AND (query ILIKE 'INSERT INTO demand_forecasts%' OR query ILIKE "
     "'INSERT INTO esg_assessments%' OR query ILIKE 'COPY%' OR query ILIKE 'UPDATE batch_%')"
@@ -454,6 +472,12 @@ def _scenario(name: str, fault: Fault, folder: Path, shape: Shape) -> Verdict:
 def broker_connection_lost(folder: Path, shape: Shape = Shape()) -> Verdict:
     """The workers' RabbitMQ connections cut mid-job for a few seconds (the broker lives)."""
     return _scenario("broker_connection_lost", cut_broker, folder, shape)
+
+
+def broker_node_crash(folder: Path, shape: Shape = Shape()) -> Verdict:
+    """The RabbitMQ node crashes mid-job (SIGKILL) and boots again from its data a few
+    seconds later."""
+    return _scenario("broker_node_crash", crash_broker, folder, shape)
 
 
 def database_restart_mid_chunk(folder: Path, shape: Shape = Shape(outage_s=12.0)) -> Verdict:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -101,10 +103,22 @@ class RabbitMQ:
     def pids(self) -> list[int]:
         return harness.tagged_pids(self.token)
 
+    def crash(self) -> None:
+        """Every process of the node SIGKILLed: no clean shutdown, nothing flushed on the way
+        out. Its data folder stays, so ``start()`` boots the same node, with whatever its
+        durable queues had on disk."""
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._reap()
+
     def destroy(self) -> None:
         harness.kill_tagged(self.token)
+        self._reap()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _reap(self) -> None:
         for process in self.processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)
         self.processes = []
-        shutil.rmtree(self.folder, ignore_errors=True)

@@ -684,7 +684,12 @@ from tests.chaos.ray_faults import ray_replica_kill  # noqa: E402
 
 SCENARIOS["ray_replica_kill"] = ray_replica_kill
 
-from tests.chaos.batch_faults import broker_connection_lost, database_restart_mid_chunk  # noqa: E402
+from tests.chaos.batch_faults import (  # noqa: E402
+    broker_connection_lost,
+    broker_node_crash,
+    database_restart_mid_chunk,
+)
 
 SCENARIOS["broker_connection_lost"] = broker_connection_lost
+SCENARIOS["broker_node_crash"] = broker_node_crash
 SCENARIOS["database_restart_mid_chunk"] = database_restart_mid_chunk
