@@ -46,6 +46,11 @@ def register(celery: Celery, settings: Settings) -> None:
                 if database_unavailable(unrecorded):
                     # Acknowledged, the chunk would be neither done nor failed: the job would
                     # wait for the stall sweep. Back to the queue, to be run again.
+                    log.warning(
+                        "job %s chunk %s: out of retries, and its failure cannot be recorded "
+                        "(database unreachable): back to the queue",
+                        job_id, index,
+                    )  # fmt: skip
                     raise Reject(unrecorded, requeue=True) from exc
                 raise
             celery.send_task("pamtalk.job_finished", args=[job_id], queue=NOTIFICATIONS)

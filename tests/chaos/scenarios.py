@@ -687,9 +687,11 @@ SCENARIOS["ray_replica_kill"] = ray_replica_kill
 from tests.chaos.batch_faults import (  # noqa: E402
     broker_connection_lost,
     broker_node_crash,
+    database_outage_past_wait,
     database_restart_mid_chunk,
 )
 
 SCENARIOS["broker_connection_lost"] = broker_connection_lost
 SCENARIOS["broker_node_crash"] = broker_node_crash
 SCENARIOS["database_restart_mid_chunk"] = database_restart_mid_chunk
+SCENARIOS["database_outage_past_wait"] = database_outage_past_wait
