@@ -18,6 +18,8 @@ from pamtalk.errors import ServiceUnavailable
 # The top-level modules each extra brings (pyproject.toml's [project.optional-dependencies]).
 EXTRAS: dict[str, tuple[str, ...]] = {
     "train": ("torch", "onnxscript", "matplotlib"),
+    # the demand model's peers in its evaluation (pamtalk.models.demand.peers)
+    "forecast": ("statsforecast", "mlforecast", "lightgbm", "sklearn"),
     "ray": ("ray",),
     # "gpu" (onnxruntime-gpu) installs the same module as the base's onnxruntime: what it
     # adds is a provider, which pamtalk.gpu.providers asks for by name.

@@ -16,7 +16,10 @@ from bench import docs, harness
 
 ROOT = Path(__file__).resolve().parent.parent
 # Scripts whose generated section lives in another doc than docs/benchmarks.md.
-ELSEWHERE = {"soak.py": ROOT / "docs" / "reliability.md"}
+ELSEWHERE = {
+    "soak.py": ROOT / "docs" / "reliability.md",
+    "demand_peers.py": ROOT / "docs" / "models.md",
+}
 SCRIPTS = sorted(
     path.name
     for path in (ROOT / "bench").glob("*.py")

@@ -32,6 +32,9 @@ class ModelContract:
     main_metric: str
     # "min": lower is better (errors), "max": higher is better.
     metric_goal: Literal["min", "max"] = "min"
+    # Other methods the training run fits and scores on the same data; the run's metrics
+    # carry each one's main metric as "<peer>_<main_metric>" (the metric gate reads them).
+    peers: tuple[str, ...] = ()
 
 
 # Demand: 56 days of history (demand in kg, price in KRW/kg; 0 where unknown) and calendar
@@ -50,6 +53,7 @@ DEMAND = ModelContract(
     ),
     outputs=(TensorSpec("quantiles", (None, DEMAND_HORIZON, len(DEMAND_QUANTILES))),),
     main_metric="mase",
+    peers=("autoets", "autotheta", "lightgbm"),  # models/demand/peers.py
 )
 
 # ESG: a practice vector with a mask (1 = reported, 0 = missing; missing values are 0)

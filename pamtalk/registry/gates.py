@@ -3,6 +3,7 @@ failure reason or None; the first failure refuses the promotion and is named."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from pamtalk.training import quantize
 @dataclass(frozen=True)
 class GatePolicy:
     metric_tolerance: float = 0.02  # relative: the candidate may be at most 2 % worse
+    # relative: how much worse than the best peer of its own run (contract.peers) it may be
+    peer_tolerance: float = 0.0
     latency_budget_ms: tuple[tuple[int, float], ...] = ((1, 20.0), (64, 200.0))
 
 
@@ -92,16 +95,43 @@ def finite(c: Review, _: GatePolicy) -> str | None:
     return None
 
 
+def _worse(new: float, old: float, goal: str) -> float:
+    """How much worse ``new`` is than ``old``, relative to ``old`` (negative: better)."""
+    return (new - old if goal == "min" else old - new) / max(abs(old), 1e-12)
+
+
+def best_peer(c: Review) -> tuple[str, float] | None:
+    """The peer (contract.peers) with the best main metric in the version's own run, or
+    None when the run scored none (peers skipped: their metrics are absent or NaN)."""
+    name, sign = c.contract.main_metric, (1.0 if c.contract.metric_goal == "min" else -1.0)
+    scored = [
+        (peer, c.metrics[f"{peer}_{name}"])
+        for peer in c.contract.peers
+        if math.isfinite(c.metrics.get(f"{peer}_{name}", math.nan))
+    ]
+    return min(scored, key=lambda p: sign * p[1]) if scored else None
+
+
 def metric(c: Review, policy: GatePolicy) -> str | None:
     name = c.contract.main_metric
     if name not in c.metrics:
         return f"the run has no {name} metric"
+    # Peers fitted in the same run, on the same windows: no other data, no excuse.
+    peer = best_peer(c)
+    if peer is not None:
+        worse = _worse(c.metrics[name], peer[1], c.contract.metric_goal)
+        if not worse <= policy.peer_tolerance:
+            return (
+                f"{name} {c.metrics[name]:.4f} is {worse:.1%} worse than the best peer of its "
+                f"own run, {peer[0]} ({peer[1]:.4f}, same windows; tolerance "
+                f"{policy.peer_tolerance:.0%})"
+            )
     if c.champion_metrics is None or name not in c.champion_metrics:
         return None  # nothing to compare with: the first champion
     if incomparable(c) is not None:
         return None  # the gate cannot judge it; gate_results says so
     new, old = c.metrics[name], c.champion_metrics[name]
-    worse = (new - old if c.contract.metric_goal == "min" else old - new) / max(abs(old), 1e-12)
+    worse = _worse(new, old, c.contract.metric_goal)
     if worse > policy.metric_tolerance:
         return (
             f"{name} {new:.4f} is {worse:.1%} worse than the champion's {old:.4f} "

@@ -151,8 +151,22 @@ def evaluate_at(
             np.asarray(predict(point.history[i : i + batch], point.calendar[i : i + batch]))
             for i in range(0, len(point.history), batch)
         ]
-    ).astype(np.float64)
-    return score_by_crop(point.actual.astype(np.float64), quantiles, point.scale, crops)
+    )
+    return evaluate_forecast(point, quantiles, crops)
+
+
+def evaluate_forecast(
+    point: Origin, quantiles: np.ndarray, crops: Sequence[str]
+) -> dict[str, Scores]:
+    """Scores of forecasts [S, 28, 3] already made from ``point`` (a peer's, say) on its
+    actuals and scales: the same windows as evaluate_at."""
+    if quantiles.shape[:2] != point.actual.shape:
+        raise ValueError(
+            f"forecasts {quantiles.shape} do not match the origin's {point.actual.shape}"
+        )
+    return score_by_crop(
+        point.actual.astype(np.float64), quantiles.astype(np.float64), point.scale, crops
+    )
 
 
 def mean_scores(scores: Sequence[Scores]) -> Scores:

@@ -9,12 +9,16 @@ What it does, top to bottom:
 4. Rolling origins: a second model, fitted the same way on data before the last 182 days
    only, forecasts from origins every 14 days across those 182 days (the last origin is the
    hold-out); the means over origins are the rolling metrics. No origin's target is trained on.
-5. Plots, the evaluation table and metrics.json land in ``out_dir``.
+5. Peers (models/demand/peers.py: AutoETS, AutoTheta, a global LightGBM), when the
+   ``forecast`` extra is installed: fitted in the same run and scored on the same origins,
+   series and days as the model, through the same evaluate.py functions.
+6. Plots, the evaluation table and metrics.json land in ``out_dir``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -26,8 +30,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from pamtalk import extras
 from pamtalk.models.contract import DEMAND_HORIZON, DEMAND_LOOKBACK, DEMAND_QUANTILES
-from pamtalk.models.demand import baselines
+from pamtalk.models.demand import baselines, peers
 from pamtalk.models.demand.data import fingerprint, validate
 from pamtalk.models.demand.evaluate import (
     OVERALL,
@@ -36,6 +41,7 @@ from pamtalk.models.demand.evaluate import (
     Scores,
     at_origin,
     evaluate_at,
+    evaluate_forecast,
     format_table,
     mean_scores,
     seasonal_scale,
@@ -58,6 +64,8 @@ from pamtalk.training.plots import plot_learning_curve
 from pamtalk.training.result import TrainResult, torch_predictor
 
 LOOKBACK, HORIZON = DEMAND_LOOKBACK, DEMAND_HORIZON
+PEERS_FEATURE = "the demand peers (AutoETS, AutoTheta, LightGBM)"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,9 @@ class DemandConfig:
     rolling_days: int = 182
     rolling_step: int = 14
     plot_series: int = 6
+    # peers (models/demand/peers.py) in the same run: None when the 'forecast' extra is
+    # installed, True required (MissingExtra without it), False never
+    peers: bool | None = None
 
     @classmethod
     def tiny(cls) -> DemandConfig:
@@ -94,6 +105,7 @@ class DemandConfig:
             rolling_days=56,
             rolling_step=28,
             plot_series=2,
+            peers=False,
         )
 
 
@@ -230,10 +242,25 @@ def _train_demand(frame: pd.DataFrame, config: DemandConfig, out_dir: Path) -> T
     metrics["rolling_mase_ratio"] = _ratio(
         metrics.get("rolling_mase", math.nan), metrics.get("rolling_seasonal_naive_mase", math.nan)
     )
+
+    # 5. Peers, on the hold-out and the rolling origins: the same windows as the model.
+    skipped = _peers_skipped(config)
+    if config.peers is not False and skipped is None:
+        peers_started = time.perf_counter()
+        peer_holdout, peer_rolling = _peers(panel, holdout, origins, config)
+        by_method.update(peer_holdout)
+        rolling_scores.update(peer_rolling)
+        metrics["peers_seconds"] = time.perf_counter() - peers_started
+    elif skipped is not None:
+        log.warning("%s", skipped)
+    for name in peers.PEERS:
+        nan = Scores(math.nan, math.nan, math.nan, math.nan, 0, 0)
+        metrics.update(by_method.get(name, {OVERALL: nan})[OVERALL].as_dict(prefix=f"{name}_"))
+        metrics.update(rolling_scores.get(name, nan).as_dict(prefix=f"rolling_{name}_"))
     metrics["best_epoch"] = float(fitted.best_epoch + 1)
     metrics["train_seconds"] = time.perf_counter() - started
 
-    # 5. Report.
+    # 6. Report.
     day = panel.dates
     caption = (
         f"Hold-out: the last {HORIZON} days ({day[holdout_origin].date()} .. {day[-1].date()}) "
@@ -245,6 +272,8 @@ def _train_demand(frame: pd.DataFrame, config: DemandConfig, out_dir: Path) -> T
             f"{day[origins[0]].date()} to {day[origins[-1]].date()}, model fitted on data "
             f"before {day[origins[0]].date()}."
         )
+    if skipped is not None:
+        caption += f" {skipped}."
     table = (
         caption
         + "\n\n"
@@ -301,14 +330,22 @@ def _ratio(a: float, b: float) -> float:
     return a / b if math.isfinite(a) and math.isfinite(b) and b > 0 else math.nan
 
 
+def rolling_origins(panel: Panel, config: DemandConfig) -> list[int]:
+    """The rolling origins (first forecast days), or none when rolling is off or the data
+    leave too little before the rolling span to fit a model."""
+    start = panel.days - config.rolling_days
+    if not config.rolling or start - config.val_days - HORIZON < LOOKBACK:
+        return []
+    return list(range(start, panel.days - HORIZON + 1, config.rolling_step))
+
+
 def _rolling(
     panel: Panel, config: DemandConfig
 ) -> tuple[dict[str, Scores], list[int], FitResult | None]:
-    start = panel.days - config.rolling_days
-    if not config.rolling or start - config.val_days - HORIZON < LOOKBACK:
+    origins = rolling_origins(panel, config)
+    if not origins:
         return {}, [], None
-    origins = list(range(start, panel.days - HORIZON + 1, config.rolling_step))
-    model, fitted, _ = train_model(panel, start, config, desc="demand rolling")
+    model, fitted, _ = train_model(panel, origins[0], config, desc="demand rolling")
     predictors: dict[str, Predictor] = {"model": torch_predictor(model), **BASELINES}
     per_origin = [at_origin(panel, o) for o in origins]
     scores = {
@@ -316,6 +353,44 @@ def _rolling(
         for name, p in predictors.items()
     }
     return scores, origins, fitted
+
+
+def _peers_skipped(config: DemandConfig) -> str | None:
+    """Why the peers cannot run although wanted (the extra is missing), or None; with
+    ``peers=True`` that is MissingExtra instead."""
+    if config.peers is False:
+        return None  # not wanted: nothing to report
+    try:
+        extras.require("forecast", PEERS_FEATURE)
+    except extras.MissingExtra as exc:
+        if config.peers:
+            raise
+        return f"Peers skipped: {exc}"
+    return None
+
+
+def _peers(
+    panel: Panel, holdout: Origin, origins: list[int], config: DemandConfig
+) -> tuple[dict[str, dict[str, Scores]], dict[str, Scores]]:
+    """Each peer's hold-out scores per crop and its mean over the rolling origins."""
+    with extras.needs("forecast", PEERS_FEATURE):
+        at_holdout, rolling = peers.forecasts(panel, holdout.origin, origins, config.fit.seed)
+    per_origin = {o: at_origin(panel, o) for o in origins}
+    holdout_scores = {
+        name: evaluate_forecast(holdout, at_holdout.quantiles[name][holdout.origin], panel.crops)
+        for name in peers.PEERS
+    }
+    rolling_scores = {
+        name: mean_scores(
+            [
+                evaluate_forecast(per_origin[o], rolling.quantiles[name][o], panel.crops)[OVERALL]
+                for o in origins
+            ]
+        )
+        for name in peers.PEERS
+        if origins
+    }
+    return holdout_scores, rolling_scores
 
 
 def _example_rows(holdout: Origin, n: int) -> np.ndarray:
