@@ -225,6 +225,22 @@ def loadtest_section() -> str:
     return loadtest.docs_section(report)
 
 
+def embedded_section() -> str:
+    from bench import embedded
+
+    steady = {"requests": 6000, "failures": 0, "error_rate": 0.0, "rps": 100.0}
+    steady |= {"p50_ms": 5.0, "p99_ms": 40.0, "from_s": 30.0, "to_s": 90.0}
+    report = {
+        "started_at": "2026-11-30T20:43:00+00:00",
+        "command": ".venv/bin/python bench/embedded.py --code HEAD~1 --code HEAD --write",
+        "machine": HOST,
+        "setup": "2 cpus; `pamtalk serve` defaults (SQLite, 1 worker, in-process cache)",
+        "table_markdown": embedded.loadtest.markdown([]),
+        "runs": [{"run": "peak (abc1234)", "steady": steady}],
+    }
+    return embedded.docs_section(report)
+
+
 def serving_section() -> str:
     from bench.serving_load import Point, ServerRun
     from bench.serving_report import build_report, docs_section
@@ -270,6 +286,7 @@ def security_section() -> str:
 RENDER = {
     "api.py": api_section,
     "batch.py": batch_section,
+    "embedded.py": embedded_section,
     "loadtest.py": loadtest_section,
     "security.py": security_section,
     "serving.py": serving_section,
