@@ -283,6 +283,23 @@ def security_section() -> str:
     return security.docs_section(report)
 
 
+def tracing_section() -> str:
+    from bench import tracing
+
+    results = {
+        "off": {"hit": [674.0, 339.0, 232.0], "miss": [664.0, 294.0, 208.0]},
+        "on": {"hit": [477.0, 231.0, 171.0], "miss": [339.0, 226.0, 259.0]},
+    }
+    report = {
+        "date": "2026-11-30 20:59",
+        "machine": HOST,
+        "command": ".venv/bin/python bench/tracing.py --write",
+        "config": {"rounds": 3, "requests": 600, "concurrency": 8},
+        "results": results,
+    }
+    return tracing.docs_section(report)
+
+
 RENDER = {
     "api.py": api_section,
     "batch.py": batch_section,
@@ -290,6 +307,7 @@ RENDER = {
     "loadtest.py": loadtest_section,
     "security.py": security_section,
     "serving.py": serving_section,
+    "tracing.py": tracing_section,
 }
 
 
