@@ -19,7 +19,6 @@ order, so that a value is bit for bit what the methodology's per-farm calculatio
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,12 +34,29 @@ Column = tuple[np.ndarray, np.ndarray]
 CLIP = 2.0
 
 
+# The inputs read as numbers (flags as 0/1) and the list inputs, in methodology.INPUT_KEYS order.
+NUMBER_KEYS = tuple(k for k in M.INPUT_KEYS if k not in M.LIST_KEYS)
+_NUMBER_INDEX = {key: j for j, key in enumerate(NUMBER_KEYS)}
+
+
 @dataclass
 class Frame:
-    """The reported inputs (methodology.reported) of N farms, read as columns on demand."""
+    """The reported inputs (methodology.reported) of N farms as columns: every number and
+    flag input in one [N, K] float64 array (0 where missing) beside its [N, K] reported mask,
+    read in one pass; the list inputs (crops, certifications) stay per farm."""
 
     rows: list[dict[str, Any]]
-    _columns: dict[str, Column] = field(default_factory=dict, repr=False)
+    numbers: np.ndarray = field(init=False, repr=False)  # [N, K] float64
+    reported: np.ndarray = field(init=False, repr=False)  # [N, K] bool
+    _crop_means: dict[Any, Column] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        rows, keys = self.rows, NUMBER_KEYS
+        self.reported = np.array([[k in row for k in keys] for row in rows], dtype=bool)
+        self.numbers = np.array(
+            [[float(row.get(k, 0.0)) for k in keys] for row in rows], dtype=np.float64
+        ).reshape(len(rows), len(keys))
+        self.reported = self.reported.reshape(len(rows), len(keys))
 
     @classmethod
     def of(cls, farms: Iterable[Mapping[str, Any]]) -> Frame:
@@ -51,38 +67,37 @@ class Frame:
 
     def column(self, key: str) -> Column:
         """A number or flag input: (its value as float, 0 where missing; reported)."""
-        if key not in self._columns:
-            n = len(self.rows)
-            present = np.fromiter((key in row for row in self.rows), dtype=bool, count=n)
-            values = np.fromiter(
-                (float(row.get(key, 0.0)) for row in self.rows), dtype=np.float64, count=n
-            )
-            self._columns[key] = values, present
-        return self._columns[key]
+        j = _NUMBER_INDEX[key]
+        return self.numbers[:, j], self.reported[:, j]
 
     def present(self, *keys: str) -> np.ndarray:
         """bool [N]: every one of ``keys`` reported."""
         found = np.ones(len(self.rows), dtype=bool)
         for key in keys:
-            found &= self.column(key)[1] if key not in M.LIST_KEYS else self._listed(key)
+            found &= self.column(key)[1] if key not in M.LIST_KEYS else self.listed(key)
         return found
 
-    def _listed(self, key: str) -> np.ndarray:
-        if key not in self._columns:
-            present = np.fromiter((key in row for row in self.rows), dtype=bool, count=len(self))
-            self._columns[key] = np.zeros(len(self)), present
-        return self._columns[key][1]
+    def listed(self, key: str) -> np.ndarray:
+        """bool [N]: the list input ``key`` reported (possibly empty)."""
+        return np.array([key in row for row in self.rows], dtype=bool).reshape(len(self.rows))
 
     def crop_mean(self, per_crop: Callable[[F.Factors, str], float], factors: F.Factors) -> Column:
         """The mean of a per-crop factor over each farm's known crops (the methodology's
         sum / count, in its order); not present without a known crop."""
-        mean = functools.cache(lambda crops: sum(per_crop(factors, c) for c in crops) / len(crops))
-        crops = [tuple(M.known_crops(row)) for row in self.rows]
-        present = np.fromiter((bool(c) for c in crops), dtype=bool, count=len(crops))
-        values = np.fromiter(
-            (mean(c) if c else 0.0 for c in crops), dtype=np.float64, count=len(crops)
-        )
-        return values, present
+        if per_crop not in self._crop_means:
+            means: dict[tuple[str, ...], float] = {}
+            values, present = [], []
+            for row in self.rows:
+                crops = tuple(M.known_crops(row))
+                if crops and crops not in means:
+                    means[crops] = sum(per_crop(factors, c) for c in crops) / len(crops)
+                values.append(means[crops] if crops else 0.0)
+                present.append(bool(crops))
+            self._crop_means[per_crop] = (
+                np.array(values, dtype=np.float64),
+                np.array(present, dtype=bool),
+            )
+        return self._crop_means[per_crop]
 
 
 Encoder = Callable[[Frame, F.Factors], Column]
@@ -118,10 +133,8 @@ def _log(key: str, decades: float) -> Encoder:
 def _certification(name: str) -> Encoder:
     def held(frame: Frame, f: F.Factors) -> Column:
         rows = frame.rows
-        values = np.fromiter(
-            (name in row.get("certifications", ()) for row in rows), dtype=np.float64
-        )
-        return values, frame.present("certifications")
+        values = np.array([name in row.get("certifications", ()) for row in rows], dtype=float)
+        return values.reshape(len(rows)), frame.listed("certifications")
 
     return held
 
@@ -142,14 +155,12 @@ def _crop_mean(per_crop: Callable[[F.Factors, str], float], scale: float) -> Enc
 
 def _per_kg(amount: np.ndarray, kg: np.ndarray) -> np.ndarray:
     """methodology._per_kg over arrays: amount / kg, 0 or inf for no yield."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(kg > 0, amount / kg, np.where(amount == 0, 0.0, np.inf))
+    return np.where(kg > 0, amount / kg, np.where(amount == 0, 0.0, np.inf))
 
 
 def _log_ratio(ratio: np.ndarray) -> np.ndarray:
     # log10(ratio) from 0.01 (0) to 10 (1); the scoring anchors 0.1 and 1 sit at 1/3 and 2/3.
-    with np.errstate(invalid="ignore"):
-        scaled = (np.log10(np.maximum(ratio, 1e-3)) + 2) / 3
+    scaled = (np.log10(np.maximum(ratio, 1e-3)) + 2) / 3
     return np.where(np.isfinite(ratio), scaled, 1.0)
 
 
@@ -174,8 +185,7 @@ def _carbon(frame: Frame, f: F.Factors) -> Column:
     diesel = diesel_l * f.diesel.value
     electricity = kwh * (1.0 - renewable) * f.grid.value
     total = n2o + diesel + electricity
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = _per_kg(total, kg) / np.where(known, benchmark, 1.0)
+    ratio = _per_kg(total, kg) / np.where(known, benchmark, 1.0)
     return _log_ratio(ratio), present
 
 
@@ -183,15 +193,13 @@ def _water(frame: Frame, f: F.Factors) -> Column:
     footprint, known = frame.crop_mean(F.Factors.crop_water, f)
     present = known & frame.present(*M.WATER_INPUTS[1:])
     water, kg = frame.column("water_m3_per_year")[0], frame.column("yield_kg_per_year")[0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = _per_kg(water * 1000, kg) / np.where(known, footprint, 1.0)
+    ratio = _per_kg(water * 1000, kg) / np.where(known, footprint, 1.0)
     return _log_ratio(ratio), present
 
 
 def _accidents(frame: Frame, f: F.Factors) -> Column:
     accidents, workers = frame.column("accidents_per_year")[0], frame.column("workers")[0]
-    with np.errstate(invalid="ignore"):
-        rate = accidents / np.maximum(workers, 1.0)
+    rate = accidents / np.maximum(workers, 1.0)
     return rate / (2 * M.ACCIDENT_ZERO_POINTS_RATE), frame.present("accidents_per_year", "workers")
 
 
@@ -268,17 +276,16 @@ NEEDS = np.array(
 def encode_frame(frame: Frame, factors: F.Factors | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(values [N, F], mask [N, F]) float32 of the frame's farms."""
     factors = factors or F.default()
-    values = np.zeros((len(frame), len(FEATURES)), dtype=np.float32)
-    mask = np.zeros((len(frame), len(FEATURES)), dtype=np.float32)
     if not len(frame):
-        return values, mask
-    for i, feature in enumerate(FEATURE_TABLE.values()):
-        x, present = feature.encode(frame, factors)
-        with np.errstate(invalid="ignore"):
-            clipped = np.minimum(np.maximum(x, 0.0), CLIP)
-        values[:, i] = np.where(present, clipped, 0.0)
-        mask[:, i] = present
-    return values, mask
+        empty = np.zeros((0, len(FEATURES)), dtype=np.float32)
+        return empty, empty.copy()
+    # A missing input's placeholder (0) may divide by zero on the way; its result is masked.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        columns = [feature.encode(frame, factors) for feature in FEATURE_TABLE.values()]
+        x = np.stack([c[0] for c in columns], axis=1)  # [N, F] float64
+        present = np.stack([c[1] for c in columns], axis=1)  # [N, F] bool
+        values = np.where(present, np.minimum(np.maximum(x, 0.0), CLIP), 0.0)
+    return values.astype(np.float32), present.astype(np.float32)
 
 
 def encode_many(
