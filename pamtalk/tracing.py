@@ -23,7 +23,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -42,7 +43,7 @@ Attributes = Mapping[str, AttributeValue]
 REQUEST_ID = "request_id"
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 # Probes and scrapes: frequent, and nothing to learn from their traces.
-UNTRACED_PATHS = "/metrics,/healthz,/readyz,/v2/health/live,/v2/health/ready"
+UNTRACED_PATHS = ("/metrics", "/healthz", "/readyz", "/v2/health/live", "/v2/health/ready")
 
 # None while tracing is off; our spans then cost one check.
 _provider: TracerProvider | None = None
@@ -56,6 +57,9 @@ def _no_request() -> str | None:
 
 _request_id: Callable[[], str | None] = _no_request
 _OFF: contextlib.nullcontext[Span] = contextlib.nullcontext(INVALID_SPAN)
+_TRACED: contextlib.nullcontext[None] = contextlib.nullcontext()
+# Set while an untraced path is served: our spans are no-ops there too.
+_untraced: ContextVar[bool] = ContextVar("pamtalk_untraced", default=False)
 
 
 def requested() -> bool:
@@ -174,10 +178,30 @@ def instrument_app(app: Any, request_id: Callable[[], str | None]) -> None:
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=_provider,
-        excluded_urls=UNTRACED_PATHS,
+        excluded_urls=",".join(UNTRACED_PATHS),
         # One span per request, not one more per ASGI message received and sent.
         exclude_spans=["receive", "send"],
     )
+
+
+def untraced(path: str) -> contextlib.AbstractContextManager[None]:
+    """Around serving ``path``: for a probe or a scrape (UNTRACED_PATHS, which have no server
+    span) nothing is traced, so their SQL and Redis calls do not become traces of their own."""
+    if _tracer is None or path not in UNTRACED_PATHS:
+        return _TRACED
+    return _suppressed()
+
+
+@contextlib.contextmanager
+def _suppressed() -> Iterator[None]:
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    token = _untraced.set(True)
+    try:
+        with suppress_instrumentation():
+            yield
+    finally:
+        _untraced.reset(token)
 
 
 def tag_request(request_id: str) -> None:
@@ -196,7 +220,7 @@ def span(
     """A span around the block, current inside it (a child of ``parent`` when given, else of
     the current span); a shared no-op while tracing is off. An exception leaving the block is
     recorded on it."""
-    if _tracer is None:
+    if _tracer is None or _untraced.get():
         return _OFF
     context = trace.set_span_in_context(parent) if parent is not None else None
     return _tracer.start_as_current_span(
@@ -210,7 +234,7 @@ def span(
 def start_span(name: str, attributes: Attributes | None = None) -> Span | None:
     """A span that starts now under the current one but is not made current: for a wait that
     another task ends (``end_span``). None while tracing is off."""
-    if _tracer is None:
+    if _tracer is None or _untraced.get():
         return None
     return _tracer.start_span(name, attributes=attributes)
 
@@ -228,13 +252,17 @@ def end_span(span: Span | None, attributes: Attributes | None = None, error: str
 
 
 def _request_id_processor() -> Any:
-    """Copies the request being served onto each span as it starts (SQL, Redis, ours).
-    Made here, not at import: the SDK loads only when tracing is on."""
+    """Copies the request being served onto each span as it starts (SQL, Redis, ours), or
+    else its parent's (a batch's inference, started outside any request, under its first
+    request's queue wait). Made here, not at import: the SDK loads only when tracing is on."""
     from opentelemetry.sdk.trace import SpanProcessor
 
     class RequestIdProcessor(SpanProcessor):
         def on_start(self, span: Any, parent_context: Any = None) -> None:
             request_id = _request_id()
+            if request_id is None:
+                parent = getattr(trace.get_current_span(parent_context), "attributes", None)
+                request_id = parent.get(REQUEST_ID) if parent else None
             if request_id is not None:
                 span.set_attribute(REQUEST_ID, request_id)
 

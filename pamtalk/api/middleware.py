@@ -90,7 +90,8 @@ class RequestMiddleware:
         try:
             if declared > self.max_body_bytes:
                 raise _BodyTooLarge(self.max_body_bytes)
-            await self.app(scope, limited_receive, send_with_id)
+            with tracing.untraced(scope.get("path", "")):
+                await self.app(scope, limited_receive, send_with_id)
         except _BodyTooLarge as exc:  # read outside the app's handlers (or declared too big)
             if response_started:
                 raise

@@ -127,7 +127,8 @@ async def test_a_prediction_is_one_trace_from_the_server_span_to_the_inference(
         "1",
     )
     assert wait.attributes["inference.rows"] == 1 and wait.attributes["batch.size"] >= 1
-    inference = spans.one("inference", **{"model.name": "pamtalk-demand"})
+    # the batch's inference carries its first request's id (here the only one)
+    inference = spans.one("inference", request_id="trace-me-1")
     assert is_child(inference, wait)
     assert inference.attributes is not None
     assert inference.attributes["model.version"] == "1"
@@ -154,6 +155,11 @@ async def test_a_prediction_is_one_trace_from_the_server_span_to_the_inference(
     hit = spans.one("cache.read_through", request_id="trace-me-2")
     assert hit.attributes is not None and hit.attributes["cache.hit"] is True
     assert spans.named("batcher.queue_wait") == [] and spans.named("inference") == []
+
+    # A probe is not traced at all: no server span, and none of its SQL or Redis calls.
+    spans.exporter.clear()
+    assert (await client.get("/readyz")).status_code == 200
+    assert spans.all == ()
 
 
 async def finished(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> Any:
