@@ -8,6 +8,9 @@ reads the scaled 56-day history into a context vector; a decoder shared across t
 forecast days combines it with that day's calendar, a learned horizon embedding and
 same-weekday references (last week, 4- and 8-week means), which also feed the output
 through a linear skip. Quantiles are built as p10 + softplus increments, hence monotone.
+The p10..p90 band is then widened (or narrowed) about p50 by ``band_factor``, a buffer that
+training calibrates on held-out windows (split conformal), so the exported graph, and every
+server of it, gives the calibrated band.
 Only static shapes and elementwise/matmul ops: exports to ONNX opset 17 with a dynamic batch.
 """
 
@@ -94,6 +97,10 @@ class DemandNet(nn.Module):
         self.members = nn.ModuleList(
             _Member(hidden, context, decoder, dropout, calendar_features) for _ in range(members)
         )
+        # Each half-width of the band (p50 - p10, p90 - p50) times this; 1 until calibrated
+        # (training/demand/train.py). A buffer: saved with the weights, exported as a constant.
+        self.band_factor: torch.Tensor
+        self.register_buffer("band_factor", torch.ones(()))
 
     def member_quantiles(
         self, history: torch.Tensor, calendar: torch.Tensor
@@ -136,7 +143,14 @@ class DemandNet(nn.Module):
     def forward(self, history: torch.Tensor, calendar: torch.Tensor) -> torch.Tensor:
         """Quantiles in kg [N, 28, 3]: non-negative and monotone (relu keeps the order)."""
         quantiles, scale = self.scaled(history, calendar)
-        return torch.relu(quantiles * scale)
+        return torch.relu(widen(quantiles, self.band_factor) * scale)
+
+
+def widen(quantiles: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """[..., 3] quantiles with both half-widths of the p10..p90 band times ``factor`` (> 0
+    keeps them monotone); p50 unchanged."""
+    p10, p50, p90 = quantiles[..., 0:1], quantiles[..., 1:2], quantiles[..., 2:3]
+    return torch.cat([p50 - (p50 - p10) * factor, p50, p50 + (p90 - p50) * factor], dim=-1)
 
 
 def parameter_count(model: nn.Module) -> int:

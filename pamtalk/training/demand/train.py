@@ -4,7 +4,8 @@ What it does, top to bottom:
 1. The frame becomes a panel: [series, day] arrays plus calendar features.
 2. Held-out time: the last 28 days of every series are never trained on. The model is fitted
    on 84-day windows (56 history + 28 target) whose targets end before a validation span
-   (the `val_days` before the hold-out), which drives early stopping.
+   (the `val_days` before the hold-out), which drives early stopping and then calibrates the
+   p10..p90 band (split conformal: the network's ``band_factor``).
 3. It is scored on the hold-out against a 7-day seasonal naive and a 28-day moving average.
 4. Rolling origins: a second model, fitted the same way on data before the last 182 days
    only, forecasts from origins every 14 days across those 182 days (the last origin is the
@@ -87,6 +88,9 @@ class DemandConfig:
     rolling_days: int = 182
     rolling_step: int = 14
     plot_series: int = 6
+    # widen/narrow the p10..p90 band about p50 so that it covers 80 % of the validation
+    # span's targets (the network's band_factor, exported with the graph)
+    conformal: bool = True
     # peers (models/demand/peers.py) in the same run: None when the 'forecast' extra is
     # installed, True required (MissingExtra without it), False never
     peers: bool | None = None
@@ -191,8 +195,33 @@ def train_model(
     )
     model.load_state_dict(result.best_state)
     model.eval()
+    if config.conformal:
+        model.band_factor.fill_(band_factor(model, val_h, val_c, val_t))
     sizes = {"train_windows": len(parts.train[0]), "val_windows": len(parts.val[0])}
     return model, result, sizes
+
+
+def band_factor(
+    model: DemandNet, history: np.ndarray, calendar: np.ndarray, target: np.ndarray
+) -> float:
+    """The factor on the band's half-widths that makes p10..p90 cover 80 % of these
+    (calibration) targets: split-conformal quantile regression with a multiplicative score.
+    A target is covered under factor f iff (p50 - y) / (p50 - p10) <= f and
+    (y - p50) / (p90 - p50) <= f; f is the finite-sample 80 % quantile of that score over
+    every (window, day). Relu's clip at 0 can only cover more."""
+    with torch.no_grad():
+        q, scale = model.scaled(torch.from_numpy(history), torch.from_numpy(calendar))
+    q64, y = q.numpy().astype(np.float64), target.astype(np.float64) / scale.numpy()[:, :, 0]
+    p10, p50, p90 = q64[:, :, 0], q64[:, :, 1], q64[:, :, 2]
+    tiny = 1e-6  # in units of the window's scale: a band of no width
+    score = np.maximum(
+        (p50 - y) / np.maximum(p50 - p10, tiny), (y - p50) / np.maximum(p90 - p50, tiny)
+    )
+    score = score[np.isfinite(score)]
+    nominal = DEMAND_QUANTILES[-1] - DEMAND_QUANTILES[0]
+    level = min(1.0, math.ceil((score.size + 1) * nominal) / score.size)
+    # at least a sliver of band, so the quantiles stay strictly ordered where they were
+    return max(float(np.quantile(score, level, method="higher")), 1e-3)
 
 
 BASELINES: dict[str, Predictor] = {
@@ -234,7 +263,7 @@ def _train_demand(frame: pd.DataFrame, config: DemandConfig, out_dir: Path) -> T
     metrics["mase_ratio"] = _ratio(metrics["mase"], metrics["seasonal_naive_mase"])
 
     # 4. Rolling origins, with a model that has seen nothing from the rolling span.
-    rolling_scores, origins, rolling_fit = _rolling(panel, config)
+    rolling_scores, origins, rolling_fit, rolling_band = _rolling(panel, config)
     for name in ("model", *BASELINES):
         # Too little data (or rolling=False): the same keys, as NaN.
         s = rolling_scores.get(name, Scores(math.nan, math.nan, math.nan, math.nan, 0, 0))
@@ -257,6 +286,8 @@ def _train_demand(frame: pd.DataFrame, config: DemandConfig, out_dir: Path) -> T
         nan = Scores(math.nan, math.nan, math.nan, math.nan, 0, 0)
         metrics.update(by_method.get(name, {OVERALL: nan})[OVERALL].as_dict(prefix=f"{name}_"))
         metrics.update(rolling_scores.get(name, nan).as_dict(prefix=f"rolling_{name}_"))
+    metrics["band_factor"] = float(model.band_factor)
+    metrics["rolling_band_factor"] = rolling_band
     metrics["best_epoch"] = float(fitted.best_epoch + 1)
     metrics["train_seconds"] = time.perf_counter() - started
 
@@ -341,10 +372,12 @@ def rolling_origins(panel: Panel, config: DemandConfig) -> list[int]:
 
 def _rolling(
     panel: Panel, config: DemandConfig
-) -> tuple[dict[str, Scores], list[int], FitResult | None]:
+) -> tuple[dict[str, Scores], list[int], FitResult | None, float]:
+    """Mean scores over the rolling origins, the origins, the rolling model's fit and its
+    band_factor (nothing, and NaN, when there are none)."""
     origins = rolling_origins(panel, config)
     if not origins:
-        return {}, [], None
+        return {}, [], None, math.nan
     model, fitted, _ = train_model(panel, origins[0], config, desc="demand rolling")
     predictors: dict[str, Predictor] = {"model": torch_predictor(model), **BASELINES}
     per_origin = [at_origin(panel, o) for o in origins]
@@ -352,7 +385,7 @@ def _rolling(
         name: mean_scores([evaluate_at(o, p, panel.crops)[OVERALL] for o in per_origin])
         for name, p in predictors.items()
     }
-    return scores, origins, fitted
+    return scores, origins, fitted, float(model.band_factor)
 
 
 def _peers_skipped(config: DemandConfig) -> str | None:

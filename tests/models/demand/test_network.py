@@ -9,7 +9,7 @@ import onnxruntime as ort
 import torch
 
 from pamtalk.models.contract import DEMAND, DEMAND_CALENDAR_FEATURES
-from pamtalk.models.demand.network import DemandNet, parameter_count
+from pamtalk.models.demand.network import DemandNet, parameter_count, widen
 
 
 def inputs(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,3 +77,35 @@ def test_exports_to_onnx_with_a_dynamic_batch(tmp_path: Path) -> None:
             want = model(history, calendar).numpy()
         assert got.shape == (batch, 28, 3)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
+def test_the_band_factor_widens_about_p50_and_is_exported(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = DemandNet(members=2).eval()
+    history, calendar = inputs(5)
+    with torch.no_grad():
+        before = model(history, calendar).numpy()
+        model.band_factor.fill_(1.7)
+        after = model(history, calendar).numpy()
+        q, scale = model.scaled(history, calendar)
+    np.testing.assert_allclose(after[:, :, 1], before[:, :, 1], rtol=1e-6)
+    widened = widen(q, torch.tensor(1.7)) * scale
+    np.testing.assert_allclose(after, torch.relu(widened).numpy(), rtol=1e-5, atol=1e-3)
+    assert (np.diff(after, axis=2) >= 0).all()
+    # the factor travels in the graph: ONNX Runtime gives the widened band
+    path = tmp_path / "demand.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (history, calendar),
+            str(path),
+            input_names=[s.name for s in DEMAND.inputs],
+            output_names=[s.name for s in DEMAND.outputs],
+            opset_version=17,
+            dynamo=False,
+        )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"history": history.numpy(), "calendar": calendar.numpy()})
+    np.testing.assert_allclose(got, after, rtol=1e-4, atol=1e-3)
+    assert "band_factor" in model.state_dict()

@@ -11,7 +11,10 @@ import torch
 
 from pamtalk.models.contract import DEMAND_CALENDAR_FEATURES
 from pamtalk.models.demand.baselines import seasonal_naive
+from pamtalk.models.demand.features import to_panel, windows
+from pamtalk.models.demand.network import DemandNet
 from pamtalk.training.demand import DemandConfig, train_demand
+from pamtalk.training.demand.train import band_factor, split
 from pamtalk.training.result import TrainResult, torch_predictor
 
 HOLDOUT_KEYS = {"mase", "wape", "wql", "coverage_p10_p90"}
@@ -90,3 +93,38 @@ def test_too_little_data_is_a_clear_error(small_frame: pd.DataFrame, tmp_path: P
     short = small_frame[small_frame["date"] < small_frame["date"].min() + pd.Timedelta(days=90)]
     with pytest.raises(ValueError, match="no training windows"):
         train_demand(short, DemandConfig.tiny(), tmp_path)
+
+
+def test_the_band_is_calibrated_on_the_validation_span(
+    tiny_run: tuple[TrainResult, Path], small_frame: pd.DataFrame
+) -> None:
+    """Split conformal: the exported model's p10..p90 covers at least 80 % of the targets it
+    was calibrated on (the validation windows), and p50 is what it was before."""
+    result, _ = tiny_run
+    model = result.model
+    assert isinstance(model, DemandNet)
+    factor = float(model.band_factor)
+    assert factor > 0 and factor != 1.0 and result.metrics["band_factor"] == factor
+    assert result.metrics["rolling_band_factor"] > 0
+
+    config = DemandConfig.tiny()
+    panel = to_panel(small_frame)
+    parts = split(panel, panel.days - 28, config)
+    history, calendar, target = windows(panel, *parts.val)
+    calibrated = torch_predictor(model)(history, calendar)
+    covered = (target >= calibrated[:, :, 0]) & (target <= calibrated[:, :, 2])
+    assert covered.mean() >= 0.8
+
+    model.band_factor.fill_(1.0)  # the network as fitted, before calibration
+    try:
+        raw = torch_predictor(model)(history, calendar)
+    finally:
+        model.band_factor.fill_(factor)
+    np.testing.assert_allclose(calibrated[:, :, 1], raw[:, :, 1], rtol=1e-6)
+    assert factor == pytest.approx(band_factor(model, history, calendar, target), rel=1e-6)
+
+
+def test_without_conformal_the_band_is_as_fitted(small_frame: pd.DataFrame, tmp_path: Path) -> None:
+    config = dataclasses.replace(DemandConfig.tiny(), conformal=False, rolling=False)
+    result = train_demand(small_frame, config, tmp_path)
+    assert result.metrics["band_factor"] == 1.0
