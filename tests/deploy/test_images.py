@@ -70,7 +70,7 @@ def test_the_serving_image_has_no_torch_and_a_training_target_has() -> None:
     assert serve_stage == "serve"  # the default target
     assert "COPY --from=build /opt/venv" in dockerfile["serve"]
     assert "torch" not in dockerfile["build"] and "[train" not in dockerfile["build"]
-    assert re.search(r"pip install \"\.\[batch,ray\]\"", dockerfile["build"])
+    assert re.search(r"pip install \"\.\[batch,ray,tracing\]\"", dockerfile["build"])
     assert "torch==" in dockerfile["train-build"] and '".[train]"' in dockerfile["train-build"]
     assert "COPY --from=train-build /opt/venv" in dockerfile["train"]
 
