@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -75,10 +76,13 @@ async def measure(folder: Path, rounds: int) -> dict[str, float]:
     }
 
 
-def render(result: dict[str, float], header: str) -> str:
+def docs_section(report: dict[str, Any]) -> str:
+    result, host = report["result"], report["machine"]
+    started = dt.datetime.fromisoformat(report["date"])
     return "\n".join(
         [
-            header,
+            f"{started:%Y-%m-%d %H:%M} UTC, {harness.machine_line(host)}, load average "
+            f"{host['load_average_1m_at_start']} at the start; command: `{report['command']}`",
             "",
             "| start-up heap | objects the collector walks | full collection (median ms) |",
             "|---|---:|---:|",
@@ -106,12 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         harness.run_step("models (tiny champions)", command, env)
         harness.run_step("database", [PAMTALK, "db", "upgrade"], env)
         result = asyncio.run(measure(folder, args.rounds))
-    header = (
-        f"{started:%Y-%m-%d %H:%M} UTC, {harness.machine_line(host)}, load average "
-        f"{host['load_average_1m_at_start']} at the start; command: "
-        f"`{harness.command_line(__file__)}`"
-    )
-    rendered = render(result, header)
+    report = {
+        "command": harness.command_line(__file__),
+        "date": started.isoformat(timespec="seconds"),
+        "machine": host,
+        "result": result,
+    }
+    rendered = docs_section(report)
     print(f"\n{rendered}\n")
     if args.write:
         docs.write_section(SECTION, rendered, docs.DOCS)

@@ -212,6 +212,24 @@ def batch_section() -> str:
     return batch.docs_section(batch.table(args, rows), args, HOST)
 
 
+def gc_pause_section() -> str:
+    from bench import gc_pause
+
+    result = {
+        "tracked_objects_thawed": 346382,
+        "tracked_objects_frozen": 15,
+        "full_collection_ms_thawed": 541.68,
+        "full_collection_ms_frozen": 0.0,
+    }
+    report = {
+        "command": ".venv/bin/python bench/gc_pause.py --write",
+        "date": "2026-11-30T20:46:00+00:00",
+        "machine": HOST,
+        "result": result,
+    }
+    return gc_pause.docs_section(report)
+
+
 def loadtest_section() -> str:
     from bench import loadtest
 
@@ -304,6 +322,7 @@ RENDER = {
     "api.py": api_section,
     "batch.py": batch_section,
     "embedded.py": embedded_section,
+    "gc_pause.py": gc_pause_section,
     "loadtest.py": loadtest_section,
     "security.py": security_section,
     "serving.py": serving_section,
