@@ -53,6 +53,12 @@ class SessionFactory:
         return self._makers["write"]()
 
 
+def reading(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` for connections that only read (``engine.connect()`` without a session):
+    on SQLite they begin as a read session's do."""
+    return engine.execution_options(**{_ACCESS: "read"})
+
+
 def create_engine(settings: Settings, *, statement_timeout: bool = True) -> AsyncEngine:
     """``statement_timeout=False`` for migrations, whose statements may rightly run long."""
     # create_async_engine is looked up when called: tracing's SQLAlchemy instrumentation

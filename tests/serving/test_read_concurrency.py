@@ -37,6 +37,7 @@ async def test_reads_answer_while_the_write_lock_is_held(
         ("GET", f"/v1/transactions/{bought.json()['id']}", None),
         ("GET", "/v1/dashboard", None),
         ("GET", "/v1/users/me", None),
+        ("GET", "/readyz", None),
         # Scored for a buyer, not the owner: not recorded, so a read.
         ("POST", "/v1/esg/score", {"farm_id": farm["id"]}),
         ("POST", "/v1/predictions/demand", {"crop": "tangerine", "region": "jeju"}),

@@ -9,6 +9,7 @@ from pamtalk.api.deps import StateDep
 from pamtalk.api.metrics import render
 from pamtalk.api.responses import JSONResponse
 from pamtalk.db.migrate import current_revision, head_revision
+from pamtalk.db.session import reading
 
 router = APIRouter(tags=["health"])
 
@@ -26,7 +27,7 @@ async def readyz(state: StateDep) -> Response:
     checks: dict[str, str] = {}
     head = head_revision()
     try:
-        async with state.engine.connect() as conn:
+        async with reading(state.engine).connect() as conn:  # never waits for a writer
             await conn.execute(text("SELECT 1"))
             current = await conn.run_sync(current_revision)
         checks["database"] = "ok"
