@@ -7,6 +7,7 @@ import argparse
 import re
 import shutil
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,37 @@ def batch_section() -> str:
     return batch.docs_section(batch.table(args, rows), args, HOST)
 
 
+def cpu_section() -> str:
+    from bench import cpu
+
+    numbers = (2480, 0, 248.0, 14.1, 44.9, 1.23, 0.24, 0.12, 1.0, 0.0, 9.0, 8.0, 0.1)
+    window = cpu.Window("GET /v1/farms", *numbers, {"farms": 0.99}, {})
+    profile = {
+        "file": "bench/results/cpu/get-v1-farms.txt",
+        "samples": 607,
+        "sampled_cpu_ms_per_request": 2.45,
+        "functions": [{"where": "f (redis/x.py)", "package": "redis", "self": 0.33}],
+        "packages": {"redis": 0.44, "uvicorn": 0.11},
+        "ours": {"RedisCache._call (pamtalk/cache.py)": 0.06},
+        "ours_self": 0.04,
+    }
+    report = {
+        "command": ".venv/bin/python bench/cpu.py --write",
+        "date": "2026-11-30T21:00:00+00:00",
+        "machine": HOST,
+        "config": {
+            "duration_s": 10.0,
+            "warmup_s": 3.0,
+            "concurrency": 4,
+            "workers": 1,
+            "rate": 250,
+        },
+        "windows": [asdict(window)],
+        "profiles": {"GET /v1/farms": profile},
+    }
+    return cpu.docs_section(report)
+
+
 def gc_pause_section() -> str:
     from bench import gc_pause
 
@@ -321,6 +353,7 @@ def tracing_section() -> str:
 RENDER = {
     "api.py": api_section,
     "batch.py": batch_section,
+    "cpu.py": cpu_section,
     "embedded.py": embedded_section,
     "gc_pause.py": gc_pause_section,
     "loadtest.py": loadtest_section,
