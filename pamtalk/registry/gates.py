@@ -18,8 +18,10 @@ from pamtalk.training import quantize
 @dataclass(frozen=True)
 class GatePolicy:
     metric_tolerance: float = 0.02  # relative: the candidate may be at most 2 % worse
-    # relative: how much worse than the best peer of its own run (contract.peers) it may be
-    peer_tolerance: float = 0.0
+    # relative: how much worse than the best peer of its own run (contract.peers) it may be;
+    # the champion's 2 %, since one seed's hold-out MASE moves about that much (the demand
+    # ensemble's ratio: 0.787 / 0.801 / 0.787 for seeds 0 / 1 / 2, docs/models.md)
+    peer_tolerance: float = 0.02
     latency_budget_ms: tuple[tuple[int, float], ...] = ((1, 20.0), (64, 200.0))
 
 

@@ -145,6 +145,9 @@ def test_metric_gate_refuses_a_model_worse_than_its_runs_best_peer() -> None:
 
     better = demand_review(1.34, autoets=1.70, autotheta=1.73, lightgbm=1.35)
     assert metric(better, GatePolicy()) is None
+    within = demand_review(1.36, lightgbm=1.35)  # 0.7 % worse: inside the 2 % tolerance
+    assert metric(within, GatePolicy()) is None
+    assert "worse than the best peer" in (metric(within, GatePolicy(peer_tolerance=0.0)) or "")
 
 
 def test_metric_gate_without_peer_scores_judges_as_before() -> None:
