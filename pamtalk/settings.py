@@ -90,7 +90,9 @@ class Settings(BaseSettings):
     serving_parallelism: int = Field(default=2, ge=1)  # batches in flight per version
     serving_timeout_s: float = Field(default=5.0, gt=0)  # per request, queue + compute
     serving_threads: int = Field(default=1, ge=0)  # ONNX Runtime intra-op threads; 0 = all
-    serving_precision: Literal["fp32", "int8"] = "fp32"
+    # int8: a version's static int8 file where it passed its gate, on the CPU; fp32 otherwise.
+    # Batch jobs serve at this precision too, so the nightly numbers are the API's.
+    serving_precision: Literal["fp32", "int8"] = "int8"
     serving_warmup_batches: list[int] = [1, 8, 64]
     model_watch_interval: float = Field(default=30.0, ge=0)  # seconds; 0 = never re-check
     # Progressive rollouts: every API worker judges running rollouts this often (0 = never)

@@ -9,6 +9,7 @@ from typing import Any
 from mlflow import MlflowClient
 
 from pamtalk.registry import promote
+from pamtalk.registry.digests import int8_servable
 from pamtalk.registry.gates import GATES, GatePolicy, incomparable
 
 
@@ -43,7 +44,7 @@ def describe(client: MlflowClient, name: str, version: str) -> VersionInfo:
         aliases=sorted(aliases),
         run_id=mv.run_id,
         metrics=dict(run.data.metrics) if run else {},
-        int8=bool(run and run.data.tags.get("int8") == "yes"),
+        int8=bool(run and int8_servable(run.data.tags)),
         created_ms=int(mv.creation_timestamp or 0),
     )
 

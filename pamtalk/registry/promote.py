@@ -23,7 +23,13 @@ from mlflow.exceptions import MlflowException
 
 from pamtalk.errors import Conflict, NotFound, ServiceUnavailable
 from pamtalk.models.contract import CONTRACTS, ModelContract
-from pamtalk.registry.digests import FP32_DIGEST_TAG, INT8_ARTIFACT, INT8_DIGEST_TAG, file_digest
+from pamtalk.registry.digests import (
+    FP32_DIGEST_TAG,
+    INT8_ARTIFACT,
+    INT8_DIGEST_TAG,
+    file_digest,
+    int8_servable,
+)
 from pamtalk.registry.gates import GatePolicy, Review, first_failure
 
 log = logging.getLogger(__name__)
@@ -108,13 +114,14 @@ class ArtifactCorrupt(Conflict):
 
 def download(client: MlflowClient, mv: ModelVersion) -> Resolved:
     """Local copies of a version's ONNX files, checked against the digests recorded when it
-    was registered (versions registered before digests were recorded are not checked)."""
+    was registered (versions registered before digests were recorded are not checked); the
+    int8 file only where serving may use it (digests.int8_servable)."""
     model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/{mv.name}/{mv.version}"))
     fp32 = model_dir / "model.onnx"
     _check_digest(mv, fp32, (mv.tags or {}).get(FP32_DIGEST_TAG))
     int8: Path | None = None
     run_tags = _run(client, mv).data.tags
-    if run_tags.get("int8") == "yes":
+    if int8_servable(run_tags):
         int8 = Path(
             mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=INT8_ARTIFACT)
         )
@@ -225,7 +232,7 @@ def list_versions(client: MlflowClient, name: str | None = None) -> list[Version
                     tuple(sorted(aliases.get(str(mv.version), []))),
                     run.data.metrics.get(model.main_metric),
                     int(mv.creation_timestamp or 0),
-                    run.data.tags.get("int8") == "yes",
+                    int8_servable(run.data.tags),
                 )
             )
     return sorted(rows, key=lambda r: (r.name, int(r.version)))

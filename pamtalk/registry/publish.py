@@ -12,9 +12,15 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 from pamtalk.models.onnx_graph import predictor, session
-from pamtalk.registry.digests import FP32_DIGEST_TAG, INT8_DIGEST_TAG, file_digest
+from pamtalk.registry.digests import (
+    FP32_DIGEST_TAG,
+    INT8_DIGEST_TAG,
+    INT8_SCHEME_TAG,
+    file_digest,
+)
 from pamtalk.registry.store import experiment
 from pamtalk.settings import Settings
+from pamtalk.training import quantize
 from pamtalk.training.candidate import Candidate
 from pamtalk.training.pipeline import Data, build_candidate
 
@@ -61,6 +67,7 @@ def register(client: MlflowClient, settings: Settings, candidate: Candidate) -> 
         if candidate.int8 is not None:
             mlflow.log_artifact(str(candidate.int8), artifact_path="onnx")
             mlflow.set_tag(INT8_DIGEST_TAG, file_digest(candidate.int8))
+            mlflow.set_tag(INT8_SCHEME_TAG, quantize.SCHEME)
         info = mlflow.onnx.log_model(
             onnx.load(str(candidate.fp32)),
             name="model",

@@ -82,16 +82,29 @@ def make_backend(settings: Settings) -> Backend:
 
 
 def fetch(client: MlflowClient, settings: Settings, name: str, version: str) -> Artifact:
-    """Download ``version`` at the configured precision. fp32 is the default: dynamic int8
-    quantizes activations with one scale per batch, so under dynamic batching a row's answer
-    would depend on its batch-mates (measured: up to ~0.9 kg on a demand forecast), and it
-    gave no CPU speed-up on these networks (docs/models.md). ``int8`` serves the int8 file of
-    runs whose gates accepted it (tag int8=yes), on the CPU only: its ops have no GPU kernels."""
+    """Download ``version`` at the configured precision, digests checked. ``int8`` (the
+    default) serves the version's static int8 file where its run passed the int8 gate and
+    the model runs on the CPU: calibrated scales keep a row's answer independent of its
+    batch, and it is faster there from batch 1 up (docs/benchmarks.md, bench/int8.py). Its
+    ops have no GPU kernels, and versions quantized dynamically (before static int8) are
+    batch-dependent: those serve fp32. The choice is logged, and shown as ``precision`` in
+    /v1/models and the model_version_info metric."""
     resolved = promote.download(client, promote.version_of(client, name, version))
     on_cpu = choose(settings.device)[0][0] == CPU
     if settings.serving_precision == "int8" and on_cpu and resolved.int8 is not None:
-        return Artifact(name, version, resolved.int8, "int8")
-    return Artifact(name, version, resolved.fp32, "fp32")
+        artifact = Artifact(name, version, resolved.int8, "int8")
+        why = "static int8 passed its gate; CPU"
+    else:
+        artifact = Artifact(name, version, resolved.fp32, "fp32")
+        why = (
+            "PAMTALK_SERVING_PRECISION=fp32"
+            if settings.serving_precision == "fp32"
+            else "no servable int8 file (gate failed, or quantized dynamically)"
+            if resolved.int8 is None
+            else "int8 runs on the CPU only"
+        )
+    log.info("%s v%s: serving %s (%s)", name, version, artifact.precision, why)
+    return artifact
 
 
 class Lease:

@@ -126,6 +126,7 @@ def build_candidate(
         by_kind(kind),
         example_inputs=result.example_inputs,
         eval_inputs=result.eval_inputs,
+        calibration_inputs=result.calibration_inputs,
         evaluate=result.evaluate,
         metrics=result.metrics,
         params=result.params,

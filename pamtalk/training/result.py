@@ -25,6 +25,8 @@ class TrainResult:
     table: str  # printable evaluation table
     example_inputs: tuple[np.ndarray, np.ndarray]  # a small float32 batch
     eval_inputs: tuple[np.ndarray, np.ndarray]  # the held-out inputs
+    # a sample of the training inputs (quantize.calibration_rows): int8 calibration
+    calibration_inputs: tuple[np.ndarray, np.ndarray]
     evaluate: Evaluate  # held-out metrics of any predictor
     plots: dict[str, Path] = field(default_factory=dict)
     fingerprint: str = ""  # sha256 of the training data

@@ -88,7 +88,7 @@ async def test_list_and_describe(client: httpx.AsyncClient, actors: dict[Role, A
     assert esg["versions"][0]["aliases"] == ["champion"]
     assert "mae_complete" in esg["versions"][0]["metrics"]
     assert esg["loaded"] == [
-        {"version": "1", "role": "champion", "precision": "fp32", "device": "cpu"}
+        {"version": "1", "role": "champion", "precision": "int8", "device": "cpu"}
     ]
     detail = (await client.get(f"/v1/models/{ESG_NAME}/versions/1", headers=headers)).json()
     assert detail["run_id"] and [g["gate"] for g in detail["gates"]] == [

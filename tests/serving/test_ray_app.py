@@ -31,7 +31,7 @@ def test_builds_the_version_the_api_would_deploy(
     assert deployment.name == REPLICA
     spec, model = deployment.init_args
     assert isinstance(spec, ReplicaSpec)
-    assert (spec.name, spec.version, spec.precision) == ("pamtalk-demand", version, "fp32")
+    assert (spec.name, spec.version, spec.precision) == ("pamtalk-demand", version, "int8")
     assert spec.max_batch_rows == serving_settings.serving_max_batch_size
     assert onnx.load_from_string(model).graph.input  # a whole model, weights inside
 

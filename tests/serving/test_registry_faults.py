@@ -15,7 +15,8 @@ from prometheus_client import REGISTRY
 
 from pamtalk.models.contract import ESG
 from pamtalk.registry import promote, publish, store
-from pamtalk.serving.service import PredictorService
+from pamtalk.registry.digests import INT8_ARTIFACT
+from pamtalk.serving.service import PredictorService, fetch
 from pamtalk.settings import Settings
 from pamtalk.training import onnx_export
 from pamtalk.training.candidate import Candidate
@@ -138,3 +139,18 @@ async def test_serving_outlives_a_registry_outage(
             await service.close()
     finally:
         server.stop()
+
+
+def test_a_corrupt_int8_file_is_refused(
+    registry: MlflowClient, serving_settings: Settings, tmp_path: Path
+) -> None:
+    """The int8 file is served through the same digest check as fp32's."""
+    version = new_version(registry, serving_settings, "esg", tmp_path / "train")
+    assert fetch(registry, serving_settings, ESG_NAME, version).precision == "int8"
+    run_id = promote.version_of(registry, ESG_NAME, version).run_id
+    stored = Path(urlparse(registry.get_run(run_id).info.artifact_uri).path) / INT8_ARTIFACT
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    with pytest.raises(promote.ArtifactCorrupt, match=r"model\.int8\.onnx has SHA-256"):
+        fetch(registry, serving_settings, ESG_NAME, version)

@@ -15,7 +15,7 @@ class VersionPublic(Schema):
     aliases: list[str]
     run_id: str | None
     metrics: dict[str, float] = Field(description="the training run's MLflow metrics")
-    int8: bool = Field(description="an int8 file passed its gate and may be served")
+    int8: bool = Field(description="a static int8 file passed its gate: served on CPU")
     created_ms: int
 
 

@@ -62,6 +62,7 @@ from pamtalk.training.loop import (
 )
 from pamtalk.training.losses import pinball_loss
 from pamtalk.training.plots import plot_learning_curve
+from pamtalk.training.quantize import calibration_rows
 from pamtalk.training.result import TrainResult, torch_predictor
 
 LOOKBACK, HORIZON = DEMAND_LOOKBACK, DEMAND_HORIZON
@@ -325,6 +326,10 @@ def _train_demand(frame: pd.DataFrame, config: DemandConfig, out_dir: Path) -> T
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
 
     examples = _example_rows(holdout, 8)
+    # int8 calibration: a sample of the windows the model was fitted on
+    train_series, train_end = split(panel, holdout_origin, config).train
+    pick = calibration_rows(len(train_series))
+    calibration = windows(panel, train_series[pick], train_end[pick])[:2]
     params: dict[str, Any] = {
         **flat_params(config),
         "series": len(panel.series),
@@ -344,6 +349,7 @@ def _train_demand(frame: pd.DataFrame, config: DemandConfig, out_dir: Path) -> T
         table=table,
         example_inputs=(holdout.history[examples], holdout.calendar[examples]),
         eval_inputs=(holdout.history, holdout.calendar),
+        calibration_inputs=calibration,
         evaluate=evaluate,
         plots=plots,
         fingerprint=fingerprint(frame),

@@ -42,6 +42,7 @@ from pamtalk.training.loop import (
 )
 from pamtalk.training.losses import pinball_loss
 from pamtalk.training.plots import plot_learning_curve
+from pamtalk.training.quantize import calibration_rows
 from pamtalk.training.result import TrainResult, torch_predictor
 
 
@@ -221,12 +222,16 @@ def _train(config: EsgConfig, out_dir: Path) -> TrainResult:
         np.concatenate([complete.practices[:4], missing.practices[:4]]),
         np.concatenate([complete.mask[:4], missing.mask[:4]]),
     )
+    # int8 calibration: training farms with inputs hidden as in training
+    shown = hidden_for_training(train, rng(99))
+    pick = calibration_rows(len(shown.targets))
     return TrainResult(
         model=model,
         metrics=metrics,
         table=format_table(metrics, config.n_eval, config.eval_missing),
         example_inputs=example,
         eval_inputs=(complete.practices, complete.mask),
+        calibration_inputs=(shown.practices[pick], shown.mask[pick]),
         evaluate=evaluate,
         plots=plots,
         fingerprint=fingerprint(train, val),
