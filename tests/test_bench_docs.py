@@ -213,6 +213,25 @@ def batch_section() -> str:
     return batch.docs_section(batch.table(args, rows), args, HOST)
 
 
+def int8_section() -> str:
+    from bench import int8
+
+    args = argparse.Namespace(repeat=3, demand_chunk=256, esg_chunk=512, farms=2000)
+    raw = {
+        (name, batch, precision): [1e4 * batch * (2.0 if precision == "int8" else 1.0)]
+        for name in ("pamtalk-demand", "pamtalk-esg")
+        for batch in int8.RAW_BATCHES
+        for precision in int8.PRECISIONS
+    }
+    e2e = {
+        (name, p): [1e4, 1.1e4]
+        for name in ("pamtalk-demand", "pamtalk-esg")
+        for p in ("fp32", "int8")
+    }
+    served = {key: key[1] for key in e2e}
+    return int8.docs_section(int8.tables(args, raw, e2e, served), args, HOST)
+
+
 def cpu_section() -> str:
     from bench import cpu
 
@@ -356,6 +375,7 @@ RENDER = {
     "cpu.py": cpu_section,
     "embedded.py": embedded_section,
     "gc_pause.py": gc_pause_section,
+    "int8.py": int8_section,
     "loadtest.py": loadtest_section,
     "security.py": security_section,
     "serving.py": serving_section,
