@@ -3,6 +3,7 @@ aliases, and how a version fares against each promotion gate now."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +44,9 @@ def describe(client: MlflowClient, name: str, version: str) -> VersionInfo:
         version=str(mv.version),
         aliases=sorted(aliases),
         run_id=mv.run_id,
-        metrics=dict(run.data.metrics) if run else {},
+        # A metric the run could not compute (NaN: peers skipped, too little data for rolling
+        # origins) is left out: JSON has no NaN, and "not measured" is what its absence says.
+        metrics={k: v for k, v in run.data.metrics.items() if math.isfinite(v)} if run else {},
         int8=bool(run and int8_servable(run.data.tags)),
         created_ms=int(mv.creation_timestamp or 0),
     )
