@@ -70,7 +70,8 @@ def quantize_int8(
     ``calibration``. Min-max calibration: a regression network has no outliers to spare, and
     clipping the largest activations would bias the largest forecasts. The layers' outputs
     stay float32 (DequantizeLinear only on their inputs): measured, that is both faster
-    (ONNX Runtime fuses it into MatMulIntegerToFloat) and closer to fp32 than requantizing."""
+    (ONNX Runtime fuses it into an integer matmul with a float output, e.g. QGemm) and closer
+    to fp32 than requantizing (docs/models.md, Quantization)."""
     prepared = dst.with_name(dst.stem + ".prep.onnx")
     quant_pre_process(str(src), str(prepared))  # shape inference + graph cleanup first
     try:
