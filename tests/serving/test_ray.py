@@ -70,17 +70,16 @@ async def test_ray_answers_as_local_serving_does(serving_settings: Settings) -> 
     import ray
 
     assert not ray.is_initialized()
-    # fp32: dynamic int8 quantizes with per-batch scales, so a row's answer depends on the
-    # rows batched with it, and the two backends batch differently.
-    fp32 = serving_settings.model_copy(update={"serving_precision": "fp32"})
-    local = PredictorService(fp32)
-    on_serve = PredictorService(on_ray(fp32))
+    # The default precision (static int8 on the CPU): its answers do not depend on how the
+    # two backends batch, so they must be the same bit for bit.
+    local = PredictorService(serving_settings)
+    on_serve = PredictorService(on_ray(serving_settings))
     await local.start()
     await on_serve.start()  # starts a local Ray of its own
     try:
-        assert {(s.model, s.version, s.device) for s in on_serve.served()} == {
-            ("pamtalk-demand", "1", "cpu"),
-            ("pamtalk-esg", "1", "cpu"),
+        assert {(s.model, s.version, s.precision, s.device) for s in on_serve.served()} == {
+            ("pamtalk-demand", "1", "int8", "cpu"),
+            ("pamtalk-esg", "1", "int8", "cpu"),
         }
         for contract in (ESG, DEMAND):
             inputs = example(contract, 3)
@@ -88,13 +87,13 @@ async def test_ray_answers_as_local_serving_does(serving_settings: Settings) -> 
             want = await local.infer(contract.registered_name, inputs)
             assert got.version == "1"
             for g, w in zip(got.outputs, want.outputs, strict=True):
-                assert g.shape == w.shape and np.allclose(g, w, atol=1e-5)
+                np.testing.assert_array_equal(g, w)
         # Concurrent requests of different sizes: micro-batched, each gets its own rows.
         requests = [example(ESG, n % 5 + 1, seed=n) for n in range(40)]
         answers = await asyncio.gather(*(on_serve.infer("pamtalk-esg", r) for r in requests))
         for inputs, got in zip(requests, answers, strict=True):
             want = await local.infer("pamtalk-esg", inputs)
-            assert np.allclose(got.outputs[0], want.outputs[0], atol=1e-5)
+            np.testing.assert_array_equal(got.outputs[0], want.outputs[0])
     finally:
         await on_serve.close()
         await local.close()
