@@ -54,7 +54,6 @@ import json
 import os
 import random
 import re
-import statistics
 import subprocess
 import sys
 import time
@@ -62,7 +61,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import asyncpg
 import httpx
@@ -71,6 +69,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # to import bench.*
 from bench import docs, harness, loadtest, stacks
 from pamtalk.loadtest import prepare
+from pamtalk.loadtest.requests import Requests
 from pamtalk.loadtest.scenarios import MIX, Endpoint, schedule
 
 RESULTS = harness.RESULTS / "cpu"
@@ -78,7 +77,6 @@ SECTION = docs.section_name(__file__)
 PY_SPY = harness.BIN / "py-spy"
 READY_TIMEOUT_S = 90.0
 PASSWORD = "pamtalk-demo"
-HORIZONS = (7, 14, 28)  # as pamtalk/loadtest/locustfile.py
 MIX_NAME = "the mix"
 TOP_FUNCTIONS = 8
 TOP_PACKAGES = 6
@@ -97,97 +95,17 @@ class Request:
     headers: dict[str, str] | None = None
 
 
-class Requests:
-    """The load test's request builders (``PlatformUser`` in pamtalk/loadtest/locustfile.py,
-    which cannot be imported outside Locust: it monkey-patches the standard library), over
-    the same fixtures and with the same draws."""
+def builder(data: prepare.Fixtures, seed: int) -> Callable[[Endpoint], Request]:
+    """The load test's own request builders (pamtalk/loadtest/requests.py), over the same
+    fixtures and with the same draws."""
+    requests = Requests(data, random.Random(seed), f"cpu-{os.getpid()}-{seed}")
 
-    def __init__(self, data: prepare.Fixtures, seed: int) -> None:
-        self.data = data
-        self.rng = random.Random(seed)
-        self.regions = sorted({farm["region"] for farm in data.farms})
-        self.crops = sorted({crop for farm in data.farms for crop in farm["crops"]})
-        self.series = sorted({(c, farm["region"]) for farm in data.farms for c in farm["crops"]})
-        prices = data.prices.values()
-        self.typical_price = int(statistics.median(prices)) if prices else 2_000
-        self.run = f"cpu-{os.getpid()}-{seed}"
-        self.sent = itertools.count(1)
-
-    def build(self, endpoint: Endpoint) -> Request:
+    def build(endpoint: Endpoint) -> Request:
         method, _ = endpoint.name.split(" ", 1)
-        path, body, headers = getattr(self, BUILDERS[endpoint.name])()
-        return Request(method, path, endpoint.role, body, headers)
+        drawn = requests.build(endpoint.name)
+        return Request(method, drawn.path, endpoint.role, drawn.body, drawn.headers)
 
-    def dashboard(self) -> tuple[str, Any, Any]:
-        return "/v1/dashboard", None, None
-
-    def farm_list(self) -> tuple[str, Any, Any]:
-        params: dict[str, Any] = {"limit": 20}
-        pick = self.rng.random()
-        if pick < 0.4:
-            params["region"] = self.rng.choice(self.regions)
-        elif pick < 0.7:
-            params["crop"] = self.rng.choice(self.crops)
-        return f"/v1/farms?{urlencode(params)}", None, None
-
-    def farm(self) -> tuple[str, Any, Any]:
-        return f"/v1/farms/{self.rng.choice(self.data.farms)['id']}", None, None
-
-    def transaction_list(self) -> tuple[str, Any, Any]:
-        params: dict[str, Any] = {"limit": 20}
-        if self.rng.random() < 0.3:
-            params["crop"] = self.rng.choice(self.crops)
-        return f"/v1/transactions?{urlencode(params)}", None, None
-
-    def new_farm(self) -> tuple[str, Any, Any]:
-        like = self.rng.choice(self.data.farms)
-        crops = self.rng.sample(like["crops"], self.rng.randint(1, len(like["crops"])))
-        body: dict[str, Any] = {
-            "name": f"부하시험 농장 {self.run}-{next(self.sent)}",
-            "region": like["region"],
-            "area_m2": max(100, int(like["area_m2"] * self.rng.uniform(0.5, 1.5))),
-            "crops": crops,
-            "organic": like["organic"],
-            "certifications": like["certifications"],
-            "practices": like["practices"],
-        }
-        if like["latitude"] is not None and like["longitude"] is not None:
-            body["latitude"] = min(38.7, max(33.0, like["latitude"] + self.rng.gauss(0, 0.05)))
-            body["longitude"] = min(132.0, max(124.5, like["longitude"] + self.rng.gauss(0, 0.05)))
-        return "/v1/farms", body, None
-
-    def new_transaction(self) -> tuple[str, Any, Any]:
-        farm = self.rng.choice(self.data.farms)
-        crop = self.rng.choice(farm["crops"])
-        price = self.data.prices.get(crop, self.typical_price) * self.rng.uniform(0.8, 1.25)
-        body = {
-            "farm_id": farm["id"],
-            "crop": crop,
-            "quantity_kg": f"{self.rng.uniform(1, 300):.1f}",
-            "unit_price_krw": max(1, round(price)),
-        }
-        return "/v1/transactions", body, {"Idempotency-Key": f"{self.run}-{next(self.sent)}"}
-
-    def demand(self) -> tuple[str, Any, Any]:
-        crop, region = self.rng.choice(self.series)
-        body = {"crop": crop, "region": region, "horizon_days": self.rng.choice(HORIZONS)}
-        return "/v1/predictions/demand", body, None
-
-    def esg(self) -> tuple[str, Any, Any]:
-        return "/v1/esg/score", {"farm_id": self.rng.choice(self.data.farms)["id"]}, None
-
-
-BUILDERS = {
-    "GET /v1/dashboard": "dashboard",
-    "GET /v1/farms": "farm_list",
-    "GET /v1/farms/{id}": "farm",
-    "GET /v1/transactions": "transaction_list",
-    "POST /v1/farms": "new_farm",
-    "POST /v1/transactions": "new_transaction",
-    "POST /v1/predictions/demand": "demand",
-    "POST /v1/esg/score": "esg",
-}
-assert set(BUILDERS) == {e.name for e in MIX}
+    return build
 
 
 class Keys:
@@ -328,12 +246,12 @@ def py_spy(pid: int, duration: float, rate: int, out: Path) -> Iterator[None]:
 async def run_window(
     name: str, url: str, pid: int, data: prepare.Fixtures, args: argparse.Namespace, seed: int
 ) -> tuple[Window, harness.Samples]:
-    builder, keys = Requests(data, seed), Keys(data)
+    build, keys = builder(data, seed), Keys(data)
     endpoints = endpoints_of(name)
 
     def next_request() -> tuple[Request, int]:
         endpoint = next(endpoints)
-        return builder.build(endpoint), endpoint.status
+        return build(endpoint), endpoint.status
 
     samples = harness.Samples()
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from pamtalk.registry import defaults, store
 from pamtalk.security import digest, hash_password_sync, new_api_key, shown_prefix
 from pamtalk.settings import Settings
 from tests import services
+from tests.services import RedisProcess
 
 ADMIN_KEY = "test-admin-key-" + "x" * 24
 TEST_LIMITS: dict[str, Any] = {
@@ -49,6 +50,15 @@ def running(app: FastAPI) -> LifespanManager:
     """The app started and stopped as a server does it. Generous timeouts: MLflow creating
     its tables on a loaded 2-core box can take longer than asgi-lifespan's default 5 s."""
     return LifespanManager(app, startup_timeout=60, shutdown_timeout=60)
+
+
+@pytest.fixture
+def redis_process() -> Iterator[RedisProcess]:
+    """A private redis-server the test may stop and start (never the machine's)."""
+    redis = RedisProcess()
+    redis.start()
+    yield redis
+    redis.stop()
 
 
 @pytest.fixture(scope="session", params=["embedded", "services"])

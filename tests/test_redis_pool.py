@@ -4,21 +4,12 @@ full pool is a cache miss for that call, not an outage (the breaker stays closed
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from redis import Redis
 
 from pamtalk.cache import CacheUnavailable, RedisCache
 from tests.services import RedisProcess
-
-
-@pytest.fixture
-def redis_process() -> Iterator[RedisProcess]:
-    redis = RedisProcess()
-    redis.start()
-    yield redis
-    redis.stop()
 
 
 def clients(url: str) -> int:

@@ -25,18 +25,16 @@ import itertools
 import json
 import os
 import random
-import statistics
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 from locust import LoadTestShape, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from pamtalk.loadtest.prepare import DEFAULT_PRICE_KRW, Fixtures
+from pamtalk.loadtest.prepare import Fixtures
+from pamtalk.loadtest.requests import Requests
 from pamtalk.loadtest.scenarios import MIX, Load, schedule
 
 PLAN_ENV = "PAMTALK_LOADTEST_PLAN"
@@ -57,12 +55,7 @@ DATA = Fixtures.from_dict(PLAN["fixtures"])
 RUN_ID = str(PLAN["run_id"])
 SAMPLES = Path(PLAN["samples"])
 
-REGIONS = sorted({farm["region"] for farm in DATA.farms})
-CROPS = sorted({crop for farm in DATA.farms for crop in farm["crops"]})
-SERIES = sorted({(crop, farm["region"]) for farm in DATA.farms for crop in farm["crops"]})
-HORIZONS = (7, 14, 28)
 INTERVAL = 1 / LOAD.rate_per_greenlet  # seconds between one Locust user's requests
-TYPICAL_PRICE = int(statistics.median(DATA.prices.values())) if DATA.prices else DEFAULT_PRICE_KRW
 
 _slots = itertools.cycle(schedule(MIX))
 _user_numbers = itertools.count()
@@ -122,20 +115,6 @@ events.request.add_listener(_on_request)  # type: ignore[no-untyped-call]
 events.quitting.add_listener(_on_quitting)  # type: ignore[no-untyped-call]
 
 
-# --- the requests of the mix -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Request:
-    path: str
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def _query(path: str, params: dict[str, Any]) -> str:
-    return f"{path}?{urlencode(params)}"
-
-
 class PlatformUser(FastHttpUser):
     """``users / greenlets`` of the seed's users behind one connection."""
 
@@ -150,8 +129,7 @@ class PlatformUser(FastHttpUser):
         first = self._gap() if LOAD.arrivals == "poisson" else self.rng.uniform(0, INTERVAL)
         time.sleep(first)  # gevent's: only this user waits
         self.due = time.perf_counter()
-        self.label = f"{RUN_ID}-{number}"
-        self.sent = itertools.count(1)
+        self.requests = Requests(DATA, self.rng, f"{RUN_ID}-{number}")
         self.keys = {
             "buyer": DATA.buyers[number % len(DATA.buyers)].key,
             "farmer": DATA.farmers[number % len(DATA.farmers)].key,
@@ -172,7 +150,7 @@ class PlatformUser(FastHttpUser):
     def next_request(self) -> None:
         endpoint = MIX[next(_slots)]
         method, route = endpoint.name.split(" ", 1)
-        request = BUILDERS[endpoint.name](self)
+        request = self.requests.build(endpoint.name)
         headers = {"X-API-Key": self.keys[endpoint.role], **request.headers}
         with self.client.request(
             method,
@@ -189,89 +167,6 @@ class PlatformUser(FastHttpUser):
                 response.failure(f"no response: {type(error).__name__} {error}")
             else:
                 response.failure(f"HTTP {response.status_code} {_error_code(response.text)}")
-
-    # Reads
-
-    def dashboard(self) -> Request:
-        return Request("/v1/dashboard")
-
-    def farm_list(self) -> Request:
-        """A buyer browsing: the first page, by region or by crop."""
-        params: dict[str, Any] = {"limit": 20}
-        pick = self.rng.random()
-        if pick < 0.4:
-            params["region"] = self.rng.choice(REGIONS)
-        elif pick < 0.7:
-            params["crop"] = self.rng.choice(CROPS)
-        return Request(_query("/v1/farms", params))
-
-    def farm(self) -> Request:
-        return Request(f"/v1/farms/{self.rng.choice(DATA.farms)['id']}")
-
-    def transaction_list(self) -> Request:
-        """A buyer's own purchases, newest first, sometimes of one crop."""
-        params: dict[str, Any] = {"limit": 20}
-        if self.rng.random() < 0.3:
-            params["crop"] = self.rng.choice(CROPS)
-        return Request(_query("/v1/transactions", params))
-
-    # Writes
-
-    def new_farm(self) -> Request:
-        """A farmer registers a farm like one of the region's (coordinates nearby, some of
-        its crops, its practices)."""
-        like = self.rng.choice(DATA.farms)
-        crops = self.rng.sample(like["crops"], self.rng.randint(1, len(like["crops"])))
-        body: dict[str, Any] = {
-            "name": f"부하시험 농장 {self.label}-{next(self.sent)}",
-            "region": like["region"],
-            "area_m2": max(100, int(like["area_m2"] * self.rng.uniform(0.5, 1.5))),
-            "crops": crops,
-            "organic": like["organic"],
-            "certifications": like["certifications"],
-            "practices": like["practices"],
-        }
-        if like["latitude"] is not None and like["longitude"] is not None:
-            body["latitude"] = min(38.7, max(33.0, like["latitude"] + self.rng.gauss(0, 0.05)))
-            body["longitude"] = min(132.0, max(124.5, like["longitude"] + self.rng.gauss(0, 0.05)))
-        return Request("/v1/farms", body)
-
-    def new_transaction(self) -> Request:
-        """A buyer's purchase at about the going price, with a fresh Idempotency-Key."""
-        farm = self.rng.choice(DATA.farms)
-        crop = self.rng.choice(farm["crops"])
-        price = DATA.prices.get(crop, TYPICAL_PRICE) * self.rng.uniform(0.8, 1.25)
-        body = {
-            "farm_id": farm["id"],
-            "crop": crop,
-            "quantity_kg": f"{self.rng.uniform(1, 300):.1f}",
-            "unit_price_krw": max(1, round(price)),
-        }
-        key = f"loadtest-{self.label}-{next(self.sent)}"
-        return Request("/v1/transactions", body, {"Idempotency-Key": key})
-
-    # AI
-
-    def demand(self) -> Request:
-        crop, region = self.rng.choice(SERIES)
-        body = {"crop": crop, "region": region, "horizon_days": self.rng.choice(HORIZONS)}
-        return Request("/v1/predictions/demand", body)
-
-    def esg(self) -> Request:
-        return Request("/v1/esg/score", {"farm_id": self.rng.choice(DATA.farms)["id"]})
-
-
-BUILDERS: dict[str, Callable[[PlatformUser], Request]] = {
-    "GET /v1/dashboard": PlatformUser.dashboard,
-    "GET /v1/farms": PlatformUser.farm_list,
-    "GET /v1/farms/{id}": PlatformUser.farm,
-    "GET /v1/transactions": PlatformUser.transaction_list,
-    "POST /v1/farms": PlatformUser.new_farm,
-    "POST /v1/transactions": PlatformUser.new_transaction,
-    "POST /v1/predictions/demand": PlatformUser.demand,
-    "POST /v1/esg/score": PlatformUser.esg,
-}
-assert set(BUILDERS) == {e.name for e in MIX}
 
 
 def _error_code(text: str | None) -> str:

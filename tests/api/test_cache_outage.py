@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -15,14 +15,6 @@ from pamtalk.db.models import Role
 from pamtalk.settings import Settings
 from tests.conftest import ActorFactory, create_farm, running
 from tests.services import RedisProcess
-
-
-@pytest.fixture
-def redis_process() -> Iterator[RedisProcess]:
-    redis = RedisProcess()
-    redis.start()
-    yield redis
-    redis.stop()
 
 
 @pytest.fixture
