@@ -123,7 +123,11 @@ class Farm(Base):
     __tablename__ = "farms"
     __table_args__ = (
         Index("ix_farms_location", "latitude", "longitude"),
-        Index("ix_farms_region_status", "region", "status"),
+        # The list pages by id (WHERE status [AND region] AND id > cursor ORDER BY id LIMIT n):
+        # with id last, a page is an ordered range scan whatever the planner's statistics say
+        # (stale ones made it scan and sort every farm of the filter).
+        Index("ix_farms_status_id", "status", "id"),
+        Index("ix_farms_region_status_id", "region", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
