@@ -33,13 +33,14 @@ class Postgres:
     """``start()`` once to create the cluster; ``stop()`` (``pg_ctl stop -m fast``) and
     ``start()`` again are the fault; ``destroy()`` (also at exit) removes everything."""
 
-    def __init__(self, database: str = "chaos") -> None:
+    def __init__(self, database: str = "chaos", *, fsync: bool = False) -> None:
         bin_dir = _bin_dir()
         if bin_dir is None:
             raise RuntimeError("PostgreSQL binaries (initdb, pg_ctl) are not installed")
         self.bin = bin_dir
         self.port = harness.free_port()
         self.database = database
+        self.fsync = fsync  # off for the fault scenarios: they measure recovery, not commits
         self.folder = Path(tempfile.mkdtemp(prefix="pamtalk-chaos-pg-"))
         self.data = self.folder / "data"
         self.log = self.folder / "postgres.log"
@@ -69,7 +70,7 @@ class Postgres:
             self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} "
-            "-c fsync=off -c max_connections=60"
+            f"-c fsync={'on' if self.fsync else 'off'} -c max_connections=60"
         )
         self._run("pg_ctl", "start", "-w", "-t", "30", "-D", str(self.data), "-l", str(self.log),
                   "-o", options)  # fmt: skip
