@@ -3,6 +3,7 @@ cache) and the production services (PostgreSQL + Redis)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -44,6 +45,16 @@ class Stack:
     name: str
     database_url: str
     redis_url: str | None
+
+
+async def finished(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> Any:
+    """The job at ``url`` once it has ended (completed or failed)."""
+    for _ in range(500):
+        job = (await client.get(url, headers=headers)).json()
+        if job["status"] in ("completed", "failed"):
+            return job
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"job did not finish: {job}")
 
 
 def running(app: FastAPI) -> LifespanManager:

@@ -118,9 +118,14 @@ def build_candidate(
     tiny: bool = False,
     first_run: bool = False,
 ) -> Candidate:
-    """train(), then export to ONNX, check parity, quantize and time it (candidate.build)."""
+    """train(), then export()."""
     out_dir.mkdir(parents=True, exist_ok=True)
     result = train(kind, out_dir=out_dir, data=data, epochs=epochs, tiny=tiny, first_run=first_run)
+    return export(kind, result, out_dir)
+
+
+def export(kind: str, result: TrainResult, out_dir: Path) -> Candidate:
+    """A trained model to ONNX, its parity checked, quantized and timed (candidate.build)."""
     return candidate.build(
         result.model,
         by_kind(kind),

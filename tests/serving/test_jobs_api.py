@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 
 from pamtalk.db.models import DemandForecast, EsgAssessment, Role
-from tests.conftest import Actor, create_farm
-
-
-async def finished(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> Any:
-    for _ in range(500):
-        job = (await client.get(url, headers=headers)).json()
-        if job["status"] in ("completed", "failed"):
-            return job
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"job did not finish: {job}")
+from tests.conftest import Actor, create_farm, finished
 
 
 async def test_single_jobs_run_and_report_progress(

@@ -3,7 +3,6 @@ one batch chunk, on the real app and both stacks; and tracing off by default."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -23,7 +22,7 @@ from opentelemetry.trace import SpanKind
 
 from pamtalk import tracing
 from pamtalk.db.models import Role
-from tests.conftest import Actor, Stack
+from tests.conftest import Actor, Stack, finished
 
 ROOT = Path(__file__).resolve().parents[2]
 AS_OF = date(2026, 3, 31)
@@ -160,15 +159,6 @@ async def test_a_prediction_is_one_trace_from_the_server_span_to_the_inference(
     spans.exporter.clear()
     assert (await client.get("/readyz")).status_code == 200
     assert spans.all == ()
-
-
-async def finished(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> Any:
-    for _ in range(500):
-        job = (await client.get(url, headers=headers)).json()
-        if job["status"] in ("completed", "failed"):
-            return job
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"job did not finish: {job}")
 
 
 async def test_a_batch_chunk_is_a_span_with_its_inference_under_it(

@@ -11,11 +11,9 @@ import onnx
 import pytest
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from pamtalk.models.contract import by_kind
 from pamtalk.serving.runtime import Artifact, OnnxModel
-from pamtalk.training import candidate as candidates
 from pamtalk.training.candidate import Candidate
-from pamtalk.training.pipeline import train
+from pamtalk.training.pipeline import export, train
 
 SIZES = (1, 2, 7, 64, 300)
 
@@ -32,20 +30,7 @@ def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     its held-out inputs."""
     out = tmp_path_factory.mktemp(request.param)
     result = train(request.param, out_dir=out, tiny=True)
-    candidate = candidates.build(
-        result.model,
-        by_kind(request.param),
-        example_inputs=result.example_inputs,
-        eval_inputs=result.eval_inputs,
-        calibration_inputs=result.calibration_inputs,
-        evaluate=result.evaluate,
-        metrics=result.metrics,
-        params=result.params,
-        fingerprint=result.fingerprint,
-        table=result.table,
-        plots=result.plots,
-        out_dir=out,
-    )
+    candidate = export(request.param, result, out)
     return Built(candidate, [np.asarray(a, np.float32) for a in result.eval_inputs])
 
 
