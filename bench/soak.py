@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import docs, harness
 from bench.loadtest import PAMTALK, PREPARE_MODELS, server_env
 from pamtalk.loadtest.report import percentile, read_samples
+from pamtalk.settings import Settings
 from tests.chaos.postgres import Postgres
 
 ROOT = harness.ROOT
@@ -82,9 +83,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-# The server's pools per worker (pamtalk/settings.py defaults): PostgreSQL pool_size plus
-# as much overflow; the cache, the security store and the rate limits' Redis pools.
-PG_PER_WORKER, REDIS_PER_WORKER = 2 * 10, 3 * 16
+# The server's pools per worker, from the settings it runs with (their defaults): PostgreSQL
+# pool_size plus as much overflow; the cache, the security store and the rate limits' Redis pools.
+_DEFAULTS = Settings()
+PG_PER_WORKER = 2 * _DEFAULTS.database_pool_size
+REDIS_PER_WORKER = 3 * _DEFAULTS.redis_max_connections
 
 
 class Watcher:
